@@ -1,0 +1,107 @@
+"""`tailor load catalog|fashioniq|fashion200k PATH`: datasets into the graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.console import console, fail, print_counts
+from cli.db import connect
+from cli.options import DataDir, Uri, User
+from cli.progress import phases
+from graphdb.loaders import LoadSummary, load_catalog, load_fashion200k, load_fashioniq
+from graphdb.settings import tailor_home
+from graphdb.stats import graph_summary
+from readers.records import ReaderError
+
+app = typer.Typer(help="Load datasets into the graph (idempotent: a second run creates nothing).",
+                  no_args_is_help=True)
+
+Limit = Annotated[int | None, typer.Option("--limit", help="Only the first N products / triplets.")]
+Strict = Annotated[bool, typer.Option("--strict", help="A missing image file is an error, not a count.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Rows per transaction.")]
+
+
+def default_split_file(path: Path, limit: int | None) -> Path:
+    """Where a catalog's composed queries and split are kept, so every run uses the same ones."""
+    stem = path.resolve().parent.name + "-" + path.stem + (f"-limit{limit}" if limit else "")
+    return tailor_home() / "splits" / f"{stem}.json"
+
+
+def report(summary: LoadSummary, driver) -> None:
+    console.print(
+        f"created {summary.images.nodes_created + summary.queries.nodes_created:,} nodes and "
+        f"{summary.images.relationships_created + summary.queries.relationships_created:,} relationships "
+        f"in {summary.images.seconds + summary.queries.seconds:.1f} s "
+        f"({summary.relationships_per_second:,.0f} relationships/s)"
+    )
+    if summary.missing_images:
+        console.print(f"[yellow]{len(summary.missing_images):,} image files missing[/] "
+                      f"(first: {summary.missing_images[:3]}); use --strict to make this an error")
+    counts = summary.query_counts
+    if counts.get("by_split"):
+        print_counts("composed queries by split", counts["by_split"], "split")
+    if counts.get("by_kind"):
+        print_counts("composed queries by changed attribute", counts["by_kind"], "kind")
+    graph = graph_summary(driver)
+    print_counts("graph: nodes", graph.nodes, "label")
+    print_counts("graph: relationships", graph.relationships, "type")
+    print_counts("graph: attributes by kind", graph.attributes_by_kind, "kind")
+
+
+def _run(loader, uri, user, data_dir, **kwargs) -> LoadSummary:
+    with connect(uri, user, data_dir) as driver:
+        try:
+            with phases() as start_phase:
+                summary = loader(driver, start_phase=start_phase, **kwargs)
+        except (ReaderError, ValueError) as exc:
+            raise fail(f"{exc}\nnothing of the failing batch was written; fix the input and run again") from exc
+        report(summary, driver)
+    return summary
+
+
+@app.command()
+def catalog(
+    path: Annotated[Path, typer.Argument(help="products.csv or .jsonl")],
+    mapping: Annotated[str, typer.Option(help="Column mapping preset.")] = "myntra",
+    split_file: Annotated[Path | None, typer.Option(help="Where the composed queries are kept.")] = None,
+    caption_split: Annotated[bool, typer.Option(help="Also add caption-split attributes.")] = False,
+    limit: Limit = None, strict: Strict = False, batch_size: BatchSize = 5000,
+    uri: Uri = None, user: User = None, data_dir: DataDir = None,
+) -> None:
+    """A product catalog with its composed queries (Fashion200K-style, split by product group)."""
+    from readers.catalog import MYNTRA
+
+    presets = {"myntra": MYNTRA}
+    if mapping not in presets:
+        raise fail(f"unknown mapping {mapping!r}; presets: {', '.join(presets)}")
+    if not path.is_file():
+        raise fail(f"{path}: no such file")
+    _run(load_catalog, uri, user, data_dir, path=path, mapping=presets[mapping],
+         split_file=split_file or default_split_file(path, limit), limit=limit, strict=strict,
+         caption_split=caption_split, batch_size=batch_size)
+
+
+@app.command()
+def fashioniq(
+    path: Annotated[Path, typer.Argument(help="FashionIQ root (captions/, image_splits/, attributes/)")],
+    split: Annotated[str, typer.Option(help="train | val | test")] = "val",
+    images: Annotated[Path | None, typer.Option(help="Image folder; omit for metadata-only.")] = None,
+    limit: Limit = None, batch_size: BatchSize = 5000,
+    uri: Uri = None, user: User = None, data_dir: DataDir = None,
+) -> None:
+    """FashionIQ triplets (two captions joined with " and it ", category first)."""
+    _run(load_fashioniq, uri, user, data_dir, root=path, split=split, images_dir=images, limit=limit,
+         batch_size=batch_size)
+
+
+@app.command()
+def fashion200k(
+    path: Annotated[Path, typer.Argument(help="Fashion200K root (labels/, test_queries.txt)")],
+    limit: Limit = None, batch_size: BatchSize = 5000,
+    uri: Uri = None, user: User = None, data_dir: DataDir = None,
+) -> None:
+    """Fashion200K in the TIRG layout, with caption-split attributes."""
+    _run(load_fashion200k, uri, user, data_dir, root=path, limit=limit, batch_size=batch_size)

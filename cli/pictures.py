@@ -1,0 +1,64 @@
+"""Pictures of results: the candidate, the text, the ranked products (target outlined when known)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+TILE = 160
+PAD = 8
+CAPTION_H = 38
+
+
+@dataclass
+class Tile:
+    path: str
+    label: str
+    highlight: str | None = None  # outline colour: the target is green
+
+
+def _thumbnail(path: str) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            img.thumbnail((TILE, TILE))
+    except (OSError, ValueError):
+        img = Image.new("RGB", (TILE, TILE), (235, 235, 235))  # no image file (metadata-only data)
+    canvas = Image.new("RGB", (TILE, TILE), "white")
+    canvas.paste(img, ((TILE - img.width) // 2, (TILE - img.height) // 2))
+    return canvas
+
+
+def render_query(candidate: Tile, text: str, results: list[Tile], path: Path, per_row: int = 5) -> Path:
+    """One row for the query (candidate + text), then the results; written atomically as PNG."""
+    font = ImageFont.load_default()
+    rows = 1 + (len(results) + per_row - 1) // per_row
+    width = PAD + per_row * (TILE + PAD)
+    height = PAD + rows * (TILE + CAPTION_H + PAD)
+    sheet = Image.new("RGB", (max(width, 2 * TILE + 3 * PAD + 300), height), "white")
+    draw = ImageDraw.Draw(sheet)
+
+    def place(tile: Tile, x: int, y: int) -> None:
+        sheet.paste(_thumbnail(tile.path), (x, y))
+        if tile.highlight:
+            draw.rectangle([x - 3, y - 3, x + TILE + 2, y + TILE + 2], outline=tile.highlight, width=4)
+        for i, line in enumerate(textwrap.wrap(tile.label, 26)[:3]):
+            draw.text((x, y + TILE + 2 + 11 * i), line, fill="black", font=font)
+
+    place(candidate, PAD, PAD)
+    for i, line in enumerate(textwrap.wrap(f'"{text}"', 40)[:6]):
+        draw.text((2 * PAD + TILE, PAD + 40 + 14 * i), line, fill=(20, 100, 20), font=font)
+    for i, tile in enumerate(results):
+        r, c = divmod(i, per_row)
+        place(tile, PAD + c * (TILE + PAD), PAD + (r + 1) * (TILE + CAPTION_H + PAD))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    sheet.save(tmp, "PNG")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,72 @@
+"""Model and training configuration as data: one place for defaults, saved inside every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Node kinds in the order they are stacked in the global node index.
+NODE_KINDS = ("Image", "Caption", "Attribute")
+
+
+@dataclass
+class GraphConfig:
+    """Which edges carry messages. TARGETS never does (supervision only)."""
+
+    attribute_sources: tuple[str, ...] = ("catalog",)  # HAS_ATTRIBUTE sources used as messages
+    caption_roles: bool = True  # MENTIONS split by role (added/removed/mentioned) vs one relation
+    # Captions are leaves by default: they listen to their candidate and attributes but do not speak
+    # back, so that one query's text does not leak into a product's embedding (and training can run on
+    # the batch's captions only). Turn on to follow the paper's "messages flow both ways" literally.
+    caption_to_image: bool = False  # MODIFIES: caption -> candidate image
+    caption_to_attribute: bool = False  # MENTIONS: caption -> attribute
+    interactions: tuple[str, ...] = ("USER_TAGGED", "LIKED_WITH", "LIKED_FOR", "LIKED_FROM")
+    min_confidence: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    hidden: int = 128
+    layers: int = 3
+    dropout: float = 0.2
+    num_bases: int | None = None  # basis decomposition of relation weights (None: full weights)
+    composition: str = "composeae"  # composeae | concat
+    conv: str = "fast"  # fast (gnn.layers) | pyg (torch_geometric RGCNConv); same maths
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 2048
+    negatives: int = 2048  # random gallery images per batch, besides the in-batch targets
+    temperature: float = 0.05
+    link_weight: float = 1.0  # link prediction: candidate + caption -> true target vs sampled targets
+    compose_weight: float = 1.0  # ComposeAE rotation symmetry + reconstruction terms
+    patience: int = 8  # epochs without a better validation R@10 before stopping
+    seed: int = 0
+    max_val_queries: int = 2000
+
+
+@dataclass
+class ExperimentConfig:
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        def build(kind, values):
+            names = {f.name for f in fields(kind)}
+            kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in names}
+            return kind(**kwargs)
+
+        return cls(
+            graph=build(GraphConfig, data.get("graph", {})),
+            model=build(ModelConfig, data.get("model", {})),
+            train=build(TrainConfig, data.get("train", {})),
+        )

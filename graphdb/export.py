@@ -1,0 +1,139 @@
+"""Streaming reads of the graph into plain Python records for the model (no tensors here).
+
+The model side (``gnn.graph``) turns a :class:`GraphExport` into tensors. Node order is sorted by id
+within each node kind, so the id map is stable across exports of the same graph.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from neo4j import Driver
+
+# Relationship types that carry messages in the R-GCN, with how their end points are read.
+# TARGETS is read separately: supervision only, never a message edge.
+INTERACTION_TYPES = ("USER_TAGGED", "LIKED_WITH", "LIKED_FOR", "LIKED_FROM")
+
+
+@dataclass
+class ImageRow:
+    id: str
+    image_path: str
+    title: str
+    split: str
+    group: str
+
+
+@dataclass
+class CaptionRow:
+    id: str
+    text: str
+    split: str
+    group: str
+    candidate: str | None
+    target: str | None
+
+
+@dataclass
+class TypedEdge:
+    """An edge between two nodes given by (kind, id); ``relation`` names its R-GCN relation type."""
+
+    relation: str
+    src_kind: str
+    src: str
+    dst_kind: str
+    dst: str
+
+
+@dataclass
+class GraphExport:
+    images: list[ImageRow] = field(default_factory=list)
+    captions: list[CaptionRow] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)  # name -> kind
+    edges: list[TypedEdge] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def edges_per_second(self) -> float:
+        return len(self.edges) / self.seconds if self.seconds else 0.0
+
+    def image_attributes(self, sources: tuple[str, ...] = ("catalog",)) -> dict[str, set[str]]:
+        """Image id -> attribute names, from HAS_ATTRIBUTE edges of the given sources."""
+        wanted = {f"HAS_ATTRIBUTE:{s}" for s in sources}
+        out: dict[str, set[str]] = {}
+        for e in self.edges:
+            if e.relation in wanted:
+                out.setdefault(e.src, set()).add(e.dst)
+        return out
+
+    def caption_roles(self) -> dict[str, dict[str, set[str]]]:
+        """Caption id -> role (added/removed/mentioned) -> attribute names."""
+        out: dict[str, dict[str, set[str]]] = {}
+        for e in self.edges:
+            if e.relation.startswith("MENTIONS:"):
+                role = e.relation.split(":", 1)[1]
+                out.setdefault(e.src, {}).setdefault(role, set()).add(e.dst)
+        return out
+
+
+_IMAGES = "MATCH (i:Image) RETURN i.id AS id, coalesce(i.image_path, '') AS path, coalesce(i.title, '') AS title, coalesce(i.split, '') AS split, coalesce(i.group, '') AS grp ORDER BY id"
+_CAPTIONS = """
+MATCH (c:Caption)
+OPTIONAL MATCH (c)-[:MODIFIES]->(cand:Image)
+OPTIONAL MATCH (c)-[:TARGETS]->(t:Image)
+RETURN c.id AS id, c.text AS text, coalesce(c.split, '') AS split, coalesce(c.group, '') AS grp,
+       cand.id AS candidate, t.id AS target
+ORDER BY id
+"""
+_ATTRIBUTES = "MATCH (a:Attribute) RETURN a.name AS name, coalesce(a.kind, 'unknown') AS kind ORDER BY name"
+_HAS_ATTRIBUTE = """
+MATCH (i:Image)-[r:HAS_ATTRIBUTE]->(a:Attribute)
+WHERE r.confidence IS NULL OR r.confidence >= $min_confidence
+RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source
+"""
+_MODIFIES = "MATCH (c:Caption)-[:MODIFIES]->(i:Image) RETURN c.id AS src, i.id AS dst"
+_MENTIONS = "MATCH (c:Caption)-[m:MENTIONS]->(a:Attribute) RETURN c.id AS src, a.name AS dst, coalesce(m.role, 'mentioned') AS role"
+# Interactions: each type's end points are fixed by the schema (see graphdb.interactions).
+_INTERACTIONS = """
+MATCH (s)-[r]->(d)
+WHERE type(r) IN $types
+RETURN type(r) AS type, labels(s)[0] AS src_kind, s[CASE WHEN s:Attribute THEN 'name' ELSE 'id' END] AS src,
+       labels(d)[0] AS dst_kind, d[CASE WHEN d:Attribute THEN 'name' ELSE 'id' END] AS dst
+"""
+
+
+def export_graph(
+    driver: Driver,
+    min_confidence: float = 0.0,
+    database: str | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> GraphExport:
+    """Read nodes and typed edges. Relation names: ``HAS_ATTRIBUTE:<source>``, ``MODIFIES``,
+    ``MENTIONS:<role>``, ``TARGETS`` (supervision) and the interaction types."""
+    start = time.perf_counter()
+    out = GraphExport()
+    with driver.session(database=database, fetch_size=20000) as session:
+        for r in session.run(_IMAGES):
+            out.images.append(ImageRow(r["id"], r["path"], r["title"], r["split"], r["grp"]))
+        for r in session.run(_CAPTIONS):
+            out.captions.append(
+                CaptionRow(r["id"], r["text"], r["split"], r["grp"], r["candidate"], r["target"])
+            )
+        for r in session.run(_ATTRIBUTES):
+            out.attributes[r["name"]] = r["kind"]
+        if progress:
+            progress("nodes", len(out.images) + len(out.captions) + len(out.attributes))
+        for r in session.run(_HAS_ATTRIBUTE, min_confidence=min_confidence):
+            out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"]))
+        for r in session.run(_MODIFIES):
+            out.edges.append(TypedEdge("MODIFIES", "Caption", r["src"], "Image", r["dst"]))
+        for r in session.run(_MENTIONS):
+            out.edges.append(TypedEdge(f"MENTIONS:{r['role']}", "Caption", r["src"], "Attribute", r["dst"]))
+        for r in session.run(_INTERACTIONS, types=list(INTERACTION_TYPES)):
+            out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
+        if progress:
+            progress("edges", len(out.edges))
+    out.seconds = time.perf_counter() - start
+    return out

@@ -1,0 +1,173 @@
+"""Why a result answers a query, in words and as a subgraph to draw in Neo4j Browser.
+
+The words come from one structured read (below); the drawing is ``cypher/explain.cypher``, returned
+with its parameters so that a user can paste both into Browser (:meth:`Explanation.browser_text`).
+Both read the same evidence: attributes the result shares with the candidate, the query's added /
+removed / mentioned attributes it has or lacks, tags by users and curators, and likes (for this query,
+from its candidate, or together with images liked for similar queries: the same text, the same
+candidate, or an added attribute in common).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from neo4j import Driver, ManagedTransaction
+
+from graphdb.interactions import UnknownNodeError, cypher_script
+from graphdb.schema import CYPHER_DIR
+
+__all__ = ["Explanation", "cypher_literal", "explain", "explain_cypher"]
+
+_SHOWN = 8  # attributes named in one fact; the rest are counted
+
+# "Similar" captions, as in cypher/explain.cypher.
+_SIMILAR = """(s.text = c.text OR EXISTS { (s)-[:MODIFIES]->(:Image)<-[:MODIFIES]-(c) }
+     OR EXISTS { (s)-[:MENTIONS {role: 'added'}]->(:Attribute)<-[:MENTIONS {role: 'added'}]-(c) })"""
+
+_FACTS = f"""
+MATCH (c:Caption {{id: $query_id}})
+OPTIONAL MATCH (r:Image {{id: $result_id}})
+RETURN c.text AS text, r IS NOT NULL AS result_found,
+  [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates,
+  [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS roles,
+  [(r)-[:HAS_ATTRIBUTE|USER_TAGGED]->(a:Attribute) | a.name] AS result_attrs,
+  [(c)-[:MODIFIES]->(x:Image)-[:HAS_ATTRIBUTE|USER_TAGGED]->(a:Attribute) WHERE x <> r | a.name] AS cand_attrs,
+  [(r)-[t:USER_TAGGED]->(a:Attribute) | [a.name, t.who, t.phrase, coalesce(t.source, 'user')]] AS tags,
+  [(r)-[l:LIKED_FOR]->(c) | l.who] AS liked_for,
+  [(r)-[l:LIKED_FROM]->(x:Image)<-[:MODIFIES]-(c) | [x.id, l.who, l.query]] AS liked_from,
+  [(r)-[l:LIKED_WITH]-(o:Image)-[:LIKED_FOR]->(s:Caption) WHERE s = c OR {_SIMILAR}
+     | [o.id, s.id, s.text, l.who]] AS liked_with,
+  [(r)-[l:LIKED_FOR]->(s:Caption) WHERE s <> c AND {_SIMILAR} | [s.id, s.text, l.who]] AS liked_for_similar
+"""
+
+
+@dataclass
+class Explanation:
+    """Facts in words, and a parameterised query that draws them in Neo4j Browser."""
+
+    facts: list[str]
+    cypher: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def browser_params(self) -> str:
+        """A ``:params`` line for Neo4j Browser (sets all the query's parameters at once)."""
+        inner = ", ".join(f"{k}: {cypher_literal(v)}" for k, v in self.params.items())
+        return f":params {{{inner}}}"
+
+    def browser_text(self) -> str:
+        """What to paste into Browser: the ``:params`` line, then the query."""
+        return f"{self.browser_params()}\n{self.cypher}"
+
+
+def cypher_literal(value: Any) -> str:
+    """A Cypher literal for a ``:params`` line (strings single-quoted with backslash escapes)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(cypher_literal(v) for v in value) + "]"
+    raise TypeError(f"no Cypher literal for {type(value).__name__}")
+
+
+def explain_cypher() -> str:
+    """The text of ``cypher/explain.cypher`` (without its final ';', so drivers accept it too)."""
+    return cypher_script("explain", CYPHER_DIR)
+
+
+def _quoted(names: Iterable[str]) -> str:
+    names = list(names)
+    shown = ", ".join(f"'{n}'" for n in names[:_SHOWN])
+    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+def _people(whos: Iterable[str | None]) -> str:
+    return ", ".join(sorted({w or "someone" for w in whos}))
+
+
+def _facts(record: Any, query_id: str, result_id: str) -> list[str]:
+    candidates: list[str] = record["candidates"]
+    roles: dict[str, list[str]] = {"added": [], "removed": [], "mentioned": []}
+    for name, role in record["roles"]:
+        roles.setdefault(role, []).append(name)
+    has = set(record["result_attrs"])
+    facts: list[str] = []
+    caveats: list[str] = []  # evidence against the result: said last, but said
+    if result_id in candidates:
+        facts.append(f"{result_id} is the query's candidate itself")
+    for name in sorted(roles["added"]):
+        if name in has:
+            facts.append(f"has '{name}', which the query adds")
+        else:
+            caveats.append(f"does not have '{name}', which the query adds")
+    for name in sorted(roles["removed"]):
+        if name in has:
+            caveats.append(f"still has '{name}', which the query removes")
+        else:
+            facts.append(f"does not have '{name}', which the query removes")
+    mentioned = sorted(has & set(roles["mentioned"]))
+    if mentioned:
+        facts.append(f"has {_quoted(mentioned)}, which the query mentions")
+    asked = set(roles["added"]) | set(roles["removed"])
+    shared = sorted((has & set(record["cand_attrs"])) - asked)
+    if shared and candidates and result_id not in candidates:
+        cand = ", ".join(candidates)
+        facts.append(f"shares {len(shared)} attribute{'s' if len(shared) > 1 else ''} with the candidate "
+                     f"{cand}: {_quoted(shared)}")
+    tagged: dict[str, list[tuple[str | None, str | None, str]]] = {}
+    for name, who, phrase, source in record["tags"]:
+        tagged.setdefault(name, []).append((who, phrase, source))
+    for name in sorted(tagged):
+        who_list = _people(w for w, _, _ in tagged[name])
+        phrases = sorted({p for _, p, _ in tagged[name] if p})
+        said = f" (\"{phrases[0]}\")" if phrases else ""
+        what = "curated" if all(s == "curator" for _, _, s in tagged[name]) else "tagged"
+        facts.append(f"was {what} '{name}' by {who_list}{said}")
+    if record["liked_for"]:
+        facts.append(f"was liked for this query by {_people(record['liked_for'])}")
+    liked_from: dict[str, list[str | None]] = {}
+    for cand, who, liked_query in record["liked_from"]:
+        if liked_query != query_id:  # a like for this very query is said above
+            liked_from.setdefault(cand, []).append(who)
+    for cand in sorted(liked_from):
+        facts.append(f"was liked from the same candidate {cand}, for another query, by {_people(liked_from[cand])}")
+    together: dict[tuple[str, str], tuple[str, list[str | None]]] = {}
+    for other, caption_id, text, who in record["liked_with"]:
+        together.setdefault((other, caption_id), (text, []))[1].append(who)
+    for (other, caption_id), (text, whos) in sorted(together.items()):
+        why = "this query" if caption_id == query_id else f"the similar query {text!r} ({caption_id})"
+        facts.append(f"is liked together with {other}, which was liked for {why} (by {_people(whos)})")
+    similar: dict[str, tuple[str, list[str | None]]] = {}
+    for caption_id, text, who in record["liked_for_similar"]:
+        similar.setdefault(caption_id, (text, []))[1].append(who)
+    for caption_id, (text, whos) in sorted(similar.items()):
+        facts.append(f"was liked for the similar query {text!r} ({caption_id}) by {_people(whos)}")
+    if not facts:
+        facts.append("no attribute, tag or like links it to this query: it ranks by embedding similarity alone")
+    return facts + caveats
+
+
+def explain(driver: Driver, query_id: str, result_id: str, database: str | None = None) -> Explanation:
+    """Why ``result_id`` fits query ``query_id``: facts in words and the Browser query that draws them.
+
+    An unknown query or image raises :class:`~graphdb.interactions.UnknownNodeError`.
+    """
+
+    def work(tx: ManagedTransaction) -> Any:
+        return tx.run(_FACTS, query_id=query_id, result_id=result_id).single()
+
+    with driver.session(database=database) as session:
+        record = session.execute_read(work)
+    if record is None:
+        raise UnknownNodeError(f"unknown query id {query_id!r}")
+    if not record["result_found"]:
+        raise UnknownNodeError(f"unknown image id {result_id!r}")
+    params = {"query_id": query_id, "result_id": result_id}
+    return Explanation(_facts(record, query_id, result_id), explain_cypher(), params)

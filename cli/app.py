@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from cli import db, load, model
+from cli import attributes, db, interact, load, model
 
 # Models ship inside packages; never reach for a hub unless the user turns this off.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,6 +16,9 @@ app = typer.Typer(help="tailor: interactive, graph-based product-image retrieval
 app.add_typer(db.app, name="db")
 app.add_typer(load.app, name="load")
 model.register(app)
+
+interact.register(app)
+app.add_typer(attributes.app, name="attributes", help="Attributes predicted from images.")
 
 
 @app.command()

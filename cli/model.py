@@ -70,7 +70,7 @@ def train(
         if "train" not in g.queries:
             raise fail("the graph has no training queries: load a catalog first (tailor load catalog ...)")
         run = fit_model(model, g, config, ws.checkpoints, log=console.print)
-        publish(run, export, ws, driver)
+        publish(run, export, ws, features.arrays["Image"], driver)
 
 
 def evaluate(

@@ -74,13 +74,23 @@ def featurize_graph(
     return GraphFeatures(arrays, summaries, image_result.failed)
 
 
-def publish(run, export: GraphExport, ws: Workspace, driver: Driver | None = None) -> None:
+def save_image_features(ws: Workspace, export: GraphExport, image_features: np.ndarray) -> None:
+    """The image features the published model saw, so refreshes need no image decoding."""
+    ws.index_dir.mkdir(parents=True, exist_ok=True)
+    tmp = ws.index_dir / ".image_features.tmp.npz"
+    np.savez(tmp, ids=np.array([r.id for r in export.images]), features=image_features)
+    tmp.replace(ws.index_dir / "image_features.npz")
+
+
+def publish(run, export: GraphExport, ws: Workspace, image_features: np.ndarray,
+            driver: Driver | None = None) -> None:
     """Make a trained graph model the one search/query use: bundle, FAISS index, embeddings in Neo4j."""
     from gnn.search import build_bundle, build_index
 
     version = run.meta.get("version") or run.checkpoint.stem
     bundle = build_bundle(run.model, run.graph, version, [r.image_path for r in export.images])
     bundle.save(ws.bundle)
+    save_image_features(ws, export, image_features)
     index = build_index(bundle)
     index.save(ws.faiss)
     tmp = ws.current_model.with_suffix(".tmp")

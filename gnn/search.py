@@ -110,8 +110,12 @@ class QueryEngine:
         self.bundle = bundle
         self.index = index
         self.text_encoder = text_encoder
-        self.vocabulary = Vocabulary(bundle.attribute_names)
         self.rel = {name: i for i, name in enumerate(bundle.relations)}
+        self.rebuild_vocabulary()
+
+    def rebuild_vocabulary(self) -> None:
+        """Captions are parsed against the graph's attributes, including ones users added."""
+        self.vocabulary = Vocabulary(self.bundle.attribute_names)
 
     def parse(self, text: str) -> CaptionRoles:
         return parse_relative_caption(text, self.vocabulary)

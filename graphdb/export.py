@@ -137,3 +137,41 @@ def export_graph(
             progress("edges", len(out.edges))
     out.seconds = time.perf_counter() - start
     return out
+
+
+_INTERACTION_CAPTIONS = """
+MATCH (:Image)-[:LIKED_FOR]->(c:Caption)
+WITH DISTINCT c
+OPTIONAL MATCH (c)-[:MODIFIES]->(cand:Image)
+RETURN c.id AS id, c.text AS text, coalesce(c.split, '') AS split, coalesce(c.group, '') AS grp,
+       cand.id AS candidate
+"""
+_INTERACTION_CAPTION_MENTIONS = """
+MATCH (:Image)-[:LIKED_FOR]->(c:Caption)-[m:MENTIONS]->(a:Attribute)
+RETURN DISTINCT c.id AS src, a.name AS dst, coalesce(m.role, 'mentioned') AS role
+"""
+
+
+def export_base(driver: Driver, database: str | None = None) -> GraphExport:
+    """What image and attribute embeddings depend on: images, attributes, HAS_ATTRIBUTE edges, the
+    interaction edges, and the captions that interactions link to (with their own edges). Captions that
+    only listen are left out, which makes this a fraction of a full export (used after interactions)."""
+    start = time.perf_counter()
+    out = GraphExport()
+    with driver.session(database=database, fetch_size=20000) as session:
+        for r in session.run(_IMAGES):
+            out.images.append(ImageRow(r["id"], r["path"], r["title"], r["split"], r["grp"]))
+        for r in session.run(_ATTRIBUTES):
+            out.attributes[r["name"]] = r["kind"]
+        for r in session.run(_HAS_ATTRIBUTE, min_confidence=0.0):
+            out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"]))
+        for r in session.run(_INTERACTIONS, types=list(INTERACTION_TYPES)):
+            out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
+        for r in session.run(_INTERACTION_CAPTIONS):
+            out.captions.append(CaptionRow(r["id"], r["text"], r["split"], r["grp"], r["candidate"], None))
+            if r["candidate"] is not None:
+                out.edges.append(TypedEdge("MODIFIES", "Caption", r["id"], "Image", r["candidate"]))
+        for r in session.run(_INTERACTION_CAPTION_MENTIONS):
+            out.edges.append(TypedEdge(f"MENTIONS:{r['role']}", "Caption", r["src"], "Attribute", r["dst"]))
+    out.seconds = time.perf_counter() - start
+    return out

@@ -1,0 +1,216 @@
+"""`tailor query | tag | like | explain | sync`: people change the graph; answers change at once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from cli.console import console, fail, print_json
+from cli.db import connect
+from cli.options import DataDir, Uri, User
+from cli.workspace import Workspace
+
+Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+Who = Annotated[str, typer.Option("--who", help="Who is interacting (stored on the edges).")]
+
+
+class LiveEngine:
+    """The published engine plus what a refresh needs: image features and remembered text features."""
+
+    def __init__(self, ws: Workspace):
+        from cli.model import load_engine
+        from gnn.checkpoint import load_checkpoint
+        from gnn.encoders import text_encoder
+
+        self.ws = ws
+        self.engine = load_engine(ws, text_encoder("minilm"))
+        self.config = load_checkpoint(ws.current_model).config.graph
+        blob = np.load(ws.index_dir / "image_features.npz", allow_pickle=False)
+        self.image_features = dict(zip(blob["ids"].tolist(), blob["features"], strict=True))
+        self.text_cache: dict[str, np.ndarray] = {}
+
+    def sync(self, driver) -> tuple[float, object]:
+        """Re-read the base graph and recompute what changed; index updated in place and saved."""
+        from gnn.refresh import base_features, refresh
+        from graphdb.export import export_base
+
+        start = time.perf_counter()
+        export = export_base(driver)
+        features = base_features(export, self.image_features, self.engine.text_encoder, self.text_cache)
+        report = refresh(self.engine, export, features, self.config)
+        self.engine.bundle.save(self.ws.bundle)
+        self.engine.index.save(self.ws.faiss)
+        return time.perf_counter() - start, report
+
+
+def _reasons(engine, candidate: str, result_id: str, roles) -> list[str]:
+    """Why a result fits, from the graph the engine holds (the Neo4j view is `tailor explain`)."""
+    b = engine.bundle
+    out = []
+    titles = b.image_titles
+    if roles.added:
+        out.append(f"asked for: {', '.join(roles.added)}")
+    out.append(f"title: {titles[b.image_row[result_id]]}")
+    return out
+
+
+def query(
+    image: Annotated[str, typer.Option("--image", help="Candidate product id.")],
+    text: Annotated[str, typer.Option("--text", help="What to change.")],
+    k: Annotated[int, typer.Option("-k")] = 10, who: Who = "cli", as_json: Json = False,
+    picture: Annotated[Path | None, typer.Option("--picture")] = None,
+    uri: Uri = None, user: User = None, data_dir: DataDir = None,
+) -> None:
+    """Store a new query (a Caption node), answer it, and print its id for like/explain."""
+    from cli.pictures import Tile, render_query
+    from graphdb.explain import explain
+    from graphdb.interactions import UnknownNodeError, store_query
+
+    ws = Workspace.default()
+    live = LiveEngine(ws)
+    engine = live.engine
+    roles = engine.parse(text)
+    with connect(uri, user, data_dir) as driver:
+        try:
+            query_id = store_query(driver, image, text, roles, who=who)
+        except UnknownNodeError as exc:
+            raise fail(str(exc)) from exc
+        result = engine.search(image, text, k, roles=roles)
+        reasons = {}
+        for hit, _ in result.hits:
+            facts = explain(driver, query_id, hit).facts
+            reasons[hit] = facts or _reasons(engine, image, hit, roles)
+    b = engine.bundle
+    path = picture or ws.outputs / f"query-{query_id}.png"
+    render_query(Tile(b.image_paths[b.image_row[image]], f"{image}: {b.image_titles[b.image_row[image]]}"), text,
+                 [Tile(b.image_paths[b.image_row[i]], f"{n}. {i} {b.image_titles[b.image_row[i]]}")
+                  for n, (i, _) in enumerate(result.hits, 1)], path)
+    if as_json:
+        print_json({"query_id": query_id, "candidate": image, "text": text,
+                    "results": [{"id": i, "score": s, "reasons": reasons[i]} for i, s in result.hits],
+                    "picture": str(path)})
+        return
+    console.print(f"query [bold]{query_id}[/]: {image} + \"{text}\" "
+                  f"(added {list(roles.added)}, removed {list(roles.removed)})")
+    for n, (i, score) in enumerate(result.hits, 1):
+        console.print(f"{n:>3}. {i:>8} {score:.3f} {b.image_titles[b.image_row[i]]}")
+        for reason in reasons[i][:3]:
+            console.print(f"        - {reason}")
+    console.print(f"picture: {path}")
+
+
+def tag(
+    sentence: Annotated[str, typer.Argument(help='e.g. "that shirt has long sleeves"')],
+    image: Annotated[str, typer.Option("--image", help="The product the sentence is about.")],
+    who: Who = "cli", as_json: Json = False, uri: Uri = None, user: User = None, data_dir: DataDir = None,
+) -> None:
+    """More metadata: extract the attribute from a sentence and link it to the image (USER_TAGGED)."""
+    from graphdb.interactions import UnknownNodeError, tag_image
+
+    ws = Workspace.default()
+    live = LiveEngine(ws)
+    extractor = _extractor(ws, live.engine.bundle.attribute_names)
+    found = extractor.extract(sentence, vocabulary=live.engine.bundle.attribute_names)
+    if not found:
+        raise fail(f"no attribute found in {sentence!r}")
+    written = []
+    with connect(uri, user, data_dir) as driver:
+        try:
+            for item in found:
+                r = tag_image(driver, image, item.phrase, who=who, phrase=sentence)
+                written.append({"attribute": item.phrase, "source": item.source,
+                                "new_attribute": r.created_attribute, "new_edge": r.created_edge})
+        except UnknownNodeError as exc:
+            raise fail(str(exc)) from exc
+        seconds, report = live.sync(driver)
+    out = {"image": image, "tags": written, "changed_images": len(report.changed_images),
+           "refresh_seconds": round(seconds, 3)}
+    if as_json:
+        print_json(out)
+        return
+    for w in written:
+        console.print(f"tagged {image} with [bold]{w['attribute']}[/] ({w['source']}"
+                      + (", new attribute" if w["new_attribute"] else "") + ")")
+    console.print(f"embeddings refreshed: {len(report.changed_images)} images changed ({seconds:.2f} s)")
+
+
+def like(
+    query_id: Annotated[str, typer.Option("--query", help="Query id printed by `tailor query`.")],
+    images: Annotated[str, typer.Option("--images", help="Comma-separated liked product ids.")],
+    who: Who = "cli", as_json: Json = False, uri: Uri = None, user: User = None, data_dir: DataDir = None,
+) -> None:
+    """I like that: link liked images to each other, to the query's caption and its candidate."""
+    from graphdb.interactions import UnknownNodeError
+    from graphdb.interactions import like as write_like
+
+    ids = [i.strip() for i in images.split(",") if i.strip()]
+    ws = Workspace.default()
+    live = LiveEngine(ws)
+    with connect(uri, user, data_dir) as driver:
+        try:
+            result = write_like(driver, query_id, ids, who=who)
+        except (UnknownNodeError, ValueError) as exc:
+            raise fail(str(exc)) from exc
+        seconds, report = live.sync(driver)
+    out = {"query_id": query_id, "liked": ids, "created": result.counts,
+           "changed_images": len(report.changed_images), "refresh_seconds": round(seconds, 3)}
+    if as_json:
+        print_json(out)
+        return
+    console.print(f"liked {len(ids)} images for {query_id}: created {result.counts}")
+    console.print(f"embeddings refreshed: {len(report.changed_images)} images changed ({seconds:.2f} s)")
+
+
+def explain_cmd(
+    query_id: Annotated[str, typer.Option("--query")], result_id: Annotated[str, typer.Option("--result")],
+    as_json: Json = False, uri: Uri = None, user: User = None, data_dir: DataDir = None,
+) -> None:
+    """Why a result answers a query, in words, and the Cypher that draws it in Neo4j Browser."""
+    from graphdb.explain import explain
+
+    with connect(uri, user, data_dir) as driver:
+        try:
+            explanation = explain(driver, query_id, result_id)
+        except LookupError as exc:
+            raise fail(str(exc)) from exc
+    if as_json:
+        print_json({"query_id": query_id, "result": result_id, "facts": explanation.facts,
+                    "cypher": explanation.cypher, "params": explanation.params})
+        return
+    for fact in explanation.facts:
+        console.print(f"- {fact}")
+    console.print("\nPaste into Neo4j Browser (style: cypher/browser-style.grass):")
+    console.print(explanation.browser_text(), markup=False, highlight=False)
+
+
+def sync(uri: Uri = None, user: User = None, data_dir: DataDir = None) -> None:
+    """Bring embeddings and the index in line with the database (curator edits, interactions)."""
+    ws = Workspace.default()
+    live = LiveEngine(ws)
+    with connect(uri, user, data_dir) as driver:
+        seconds, report = live.sync(driver)
+    console.print(f"{len(report.changed_images)} image embeddings changed, {report.new_attributes} new "
+                  f"attributes; index updated in place ({seconds:.2f} s)")
+
+
+def _extractor(ws: Workspace, vocabulary: list[str]):
+    """The attribute tagger: trained once on the graph's vocabulary, kept under the workspace."""
+    from gnn.extraction import AttributeExtractor
+
+    folder = ws.home / "extractor"
+    if folder.exists():  # written atomically by train(): present means complete
+        return AttributeExtractor.load(folder)
+    with console.status("training the attribute tagger (once) ..."):
+        return AttributeExtractor.train(vocabulary, folder)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(query)
+    app.command()(tag)
+    app.command()(like)
+    app.command("explain")(explain_cmd)
+    app.command()(sync)

@@ -1,0 +1,81 @@
+"""The whole loop through the CLI on a real slice of myntra-small and a real Neo4j:
+load -> train -> search -> query -> like -> tag -> explain -> sync."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+
+pytestmark = pytest.mark.neo4j
+DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+CATALOG = DATASETS / "myntra-small" / "products.csv"
+runner = CliRunner()
+
+
+def _invoke(env: dict[str, str], *args: str) -> str:
+    result = runner.invoke(app, list(args), env=env)
+    assert result.exit_code == 0, f"tailor {' '.join(args)} failed:\n{result.output}"
+    return result.output
+
+
+def _json(env: dict[str, str], *args: str) -> dict:
+    out = _invoke(env, *args, "--json")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not CATALOG.exists(), reason="needs ../shared/datasets/myntra-small")
+def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -> None:
+    settings = neo4j_target.settings
+    env = {"NEO4J_URI": settings.uri, "NEO4J_USER": settings.user, "NEO4J_PASSWORD": settings.password,
+           "TAILOR_HOME": str(tmp_path / "home")}
+    _invoke(env, "load", "catalog", str(CATALOG), "--limit", "400")
+    _invoke(env, "train", "--epochs", "2")
+    index = tmp_path / "home" / "index"
+    assert (index / "images.faiss").exists() and (index / "model.pt").exists()
+
+    # A test query from the saved split: its candidate and caption.
+    records, _, _ = empty_graph.execute_query(
+        "MATCH (c:Caption)-[:MODIFIES]->(i:Image) RETURN c.text AS text, i.id AS candidate ORDER BY c.id LIMIT 1")
+    candidate, text = records[0]["candidate"], records[0]["text"]
+    found = _json(env, "search", "--image", candidate, "--text", text, "-k", "5")
+    ids = [r["id"] for r in found["results"]]
+    assert len(ids) == 5 and candidate not in ids
+    assert Path(found["picture"]).exists()
+
+    answer = _json(env, "query", "--image", candidate, "--text", text, "-k", "5")
+    query_id = answer["query_id"]
+    assert [r["id"] for r in answer["results"]] == ids  # same model, same index: same ranking
+    assert all(r["reasons"] for r in answer["results"])
+
+    liked = _json(env, "like", "--query", query_id, "--images", f"{ids[3]},{ids[4]}")
+    assert liked["created"]["LIKED_WITH"] == 1 and liked["created"]["LIKED_FOR"] == 2
+    assert liked["changed_images"] >= 2  # the liked images now receive messages
+
+    after = _json(env, "search", "--image", candidate, "--text", text, "-k", "5")
+    assert [r["id"] for r in after["results"]] != ids or after["results"] != found["results"]
+
+    why = _json(env, "explain", "--query", query_id, "--result", ids[3])
+    assert why["facts"] and "MATCH" in why["cypher"]
+
+    tagged = _json(env, "tag", "that one has long sleeves", "--image", candidate)
+    assert any(t["attribute"] == "long sleeves" for t in tagged["tags"])
+    counts, _, _ = empty_graph.execute_query(
+        "MATCH (:Image {id: $id})-[t:USER_TAGGED]->(:Attribute {name: 'long sleeves'}) RETURN count(t) AS n",
+        id=candidate)
+    assert counts[0]["n"] == 1
+
+    hostile = "'}) DETACH DELETE n //"
+    before, _, _ = empty_graph.execute_query("MATCH (n) RETURN count(n) AS n")
+    stored = _json(env, "query", "--image", candidate, "--text", hostile, "-k", "3")
+    texts, _, _ = empty_graph.execute_query("MATCH (c:Caption {id: $id}) RETURN c.text AS t",
+                                            id=stored["query_id"])
+    assert texts[0]["t"] == hostile
+    after_count, _, _ = empty_graph.execute_query("MATCH (n) RETURN count(n) AS n")
+    assert after_count[0]["n"] == before[0]["n"] + 1  # the caption node, nothing deleted
+
+    _invoke(env, "sync")

@@ -48,7 +48,9 @@ class AttributeData:
     names: list[set[str]]  # per image: catalog attribute names
 
 
-def read_attribute_data(uri: str | None, user: str | None, data_dir: Path | None, image_model: str) -> AttributeData:
+def read_attribute_data(
+    uri: str | None, user: str | None, data_dir: Path | None, image_model: str
+) -> AttributeData:
     """Images, splits, catalog attributes by kind, and image features (from the cache)."""
     from gnn.attributes import catalog_labels
     from graphdb.predicted import read_attribute_kinds
@@ -62,8 +64,13 @@ def read_attribute_data(uri: str | None, user: str | None, data_dir: Path | None
     features = featurize_graph(export, ws, image_model=image_model).arrays["Image"]
     catalog = export.image_attributes(("catalog",))
     names = [catalog.get(r.id, set()) for r in export.images]
-    return AttributeData([r.id for r in export.images], [r.split for r in export.images], features,
-                 catalog_labels(names, kinds_of), names)
+    return AttributeData(
+        [r.id for r in export.images],
+        [r.split for r in export.images],
+        features,
+        catalog_labels(names, kinds_of),
+        names,
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -84,12 +91,24 @@ def threshold_rows_table(title: str, rows: list[ThresholdRow]) -> Table:
 
 def accuracy_table(title: str, results: list[KindAccuracy]) -> Table:
     table = Table(title=title)
-    for col, justify in (("kind", "left"), ("head", "left"), ("values", "right"), ("images", "right"),
-                         ("accuracy", "right"), ("majority baseline", "right")):
+    for col, justify in (
+        ("kind", "left"),
+        ("head", "left"),
+        ("values", "right"),
+        ("images", "right"),
+        ("accuracy", "right"),
+        ("majority baseline", "right"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in results:
-        table.add_row(r.kind, r.mode, str(r.classes), f"{r.images:,}", f"{100 * r.accuracy:.1f}%",
-                      f"{100 * r.majority_accuracy:.1f}%")
+        table.add_row(
+            r.kind,
+            r.mode,
+            str(r.classes),
+            f"{r.images:,}",
+            f"{100 * r.accuracy:.1f}%",
+            f"{100 * r.majority_accuracy:.1f}%",
+        )
     if results:
         mean = sum(r.accuracy for r in results) / len(results)
         table.add_row("[bold]mean[/]", "", "", "", f"[bold]{100 * mean:.1f}%[/]", "")
@@ -98,11 +117,18 @@ def accuracy_table(title: str, results: list[KindAccuracy]) -> Table:
 
 @app.command()
 def train(
-    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs (early stopping on val may end sooner).")] = 200,
+    epochs: Annotated[
+        int, typer.Option("--epochs", help="Most epochs (early stopping on val may end sooner).")
+    ] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed for repeatable runs.")] = 0,
-    hidden: Annotated[int, typer.Option("--hidden", help="Shared hidden layer width; 0 = linear heads.")] = 512,
-    checkpoint: Checkpoint = None, image_encoder: ImageModel = "efficientnet-lite0",
-    uri: Uri = None, user: User = None, data_dir: DataDir = None,
+    hidden: Annotated[
+        int, typer.Option("--hidden", help="Shared hidden layer width; 0 = linear heads.")
+    ] = 512,
+    checkpoint: Checkpoint = None,
+    image_encoder: ImageModel = "efficientnet-lite0",
+    uri: Uri = None,
+    user: User = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Train on train-split catalog attributes; report top-1 accuracy per kind on test-split images."""
     from gnn.attributes import AttributeConfig, evaluate_attributes, fit_attributes, threshold_table
@@ -112,8 +138,10 @@ def train(
 
     def log(e) -> None:
         if e.epoch == 1 or e.epoch % 10 == 0:
-            console.print(f"epoch {e.epoch:>3}: train loss {e.train_loss:.4f}, val loss {e.val_loss:.4f}, "
-                          f"val accuracy {100 * e.val_accuracy:.1f}% ({e.seconds:.2f} s)")
+            console.print(
+                f"epoch {e.epoch:>3}: train loss {e.train_loss:.4f}, val loss {e.val_loss:.4f}, "
+                f"val accuracy {100 * e.val_accuracy:.1f}% ({e.seconds:.2f} s)"
+            )
 
     try:
         with console.status("training the attribute classifier ..."):
@@ -123,9 +151,11 @@ def train(
     path = checkpoint or default_checkpoint(Workspace.default())
     model.save(path)
     d = model.meta["data"]
-    console.print(f"trained on {d['train']:,} train images ({d['val']:,} val for early stopping), "
-                  f"{d['units']} attribute values in {len(model.vocab)} kinds; best epoch "
-                  f"{model.meta['best_epoch']} -> {path}")
+    console.print(
+        f"trained on {d['train']:,} train images ({d['val']:,} val for early stopping), "
+        f"{d['units']} attribute values in {len(model.vocab)} kinds; best epoch "
+        f"{model.meta['best_epoch']} -> {path}"
+    )
 
     results = evaluate_attributes(model, data.features, data.splits, data.labels, "test")
     console.print(accuracy_table("top-1 accuracy on held-out (test-split) images", results))
@@ -135,16 +165,22 @@ def train(
         known = {name for kv in model.vocab for name in kv.values}
         preds = model.predict(data.features[test], min_confidence=min(THRESHOLDS))
         rows = threshold_table(preds, THRESHOLDS, [data.names[i] for i in test], known)
-        console.print(threshold_rows_table("predicted edges on test images vs their catalog attributes", rows))
+        console.print(
+            threshold_rows_table("predicted edges on test images vs their catalog attributes", rows)
+        )
 
 
 @app.command()
 def predict(
-    threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0,
-                                             help="Write edges at or above this confidence.")] = 0.5,
+    threshold: Annotated[
+        float, typer.Option("--threshold", min=0.0, max=1.0, help="Write edges at or above this confidence.")
+    ] = 0.5,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per transaction.")] = 1000,
-    checkpoint: Checkpoint = None, image_encoder: ImageModel = "efficientnet-lite0",
-    uri: Uri = None, user: User = None, data_dir: DataDir = None,
+    checkpoint: Checkpoint = None,
+    image_encoder: ImageModel = "efficientnet-lite0",
+    uri: Uri = None,
+    user: User = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Predict attributes for every image and write them as HAS_ATTRIBUTE {source: 'predicted'} edges."""
     from gnn.attributes import AttributePredictor, threshold_table
@@ -156,8 +192,10 @@ def predict(
     model = AttributePredictor.load(path)
     data = read_attribute_data(uri, user, data_dir, image_encoder)
     if data.features.shape[1] != int(model.net.mean.shape[0]):
-        raise fail(f"{path} was trained on {int(model.net.mean.shape[0])}-d features, "
-                   f"--image-encoder {image_encoder} gives {data.features.shape[1]}-d")
+        raise fail(
+            f"{path} was trained on {int(model.net.mean.shape[0])}-d features, "
+            f"--image-encoder {image_encoder} gives {data.features.shape[1]}-d"
+        )
     preds = model.predict(data.features, min_confidence=min(threshold, *THRESHOLDS))
     # Images the featuriser could not read have no prediction and keep whatever predicted edges they had.
     by_image = {i: p for i, p, row in zip(data.ids, preds, data.features, strict=True) if np.any(row)}
@@ -165,22 +203,34 @@ def predict(
 
     with connect(uri, user, data_dir) as driver:
         with console.status("writing predicted edges ..."):
-            report = write_predictions(driver, by_image, threshold, model=model.version, batch_size=batch_size)
+            report = write_predictions(
+                driver, by_image, threshold, model=model.version, batch_size=batch_size
+            )
         in_graph = predicted_edge_counts(driver, sorted({*THRESHOLDS, threshold}))
-    console.print(f"predicted edges at >= {threshold:g}: {report.edges:,} for {report.images:,} images "
-                  f"({report.created:,} created, {report.deleted:,} deleted, {report.updated:,} updated, "
-                  f"{report.unchanged:,} unchanged; {report.images_changed:,} images changed, "
-                  f"{report.batches} transactions, {report.seconds:.1f} s; model {model.version})")
+    console.print(
+        f"predicted edges at >= {threshold:g}: {report.edges:,} for {report.images:,} images "
+        f"({report.created:,} created, {report.deleted:,} deleted, {report.updated:,} updated, "
+        f"{report.unchanged:,} unchanged; {report.images_changed:,} images changed, "
+        f"{report.batches} transactions, {report.seconds:.1f} s; model {model.version})"
+    )
     if skipped:
         console.print(f"[yellow]{skipped} images without features were skipped[/]")
     if report.unknown_attributes:
         console.print(f"[yellow]not in the graph, skipped:[/] {sorted(report.unknown_attributes)[:20]}")
     # Counts only: precision over all images would include the training images (see `train` for test).
     rows = threshold_table(list(by_image.values()), THRESHOLDS)
-    table = threshold_rows_table(f"predicted edges by threshold, all {len(by_image):,} images (Table 5)", rows)
+    table = threshold_rows_table(
+        f"predicted edges by threshold, all {len(by_image):,} images (Table 5)", rows
+    )
     console.print(table)
     console.print("in the graph now: " + ", ".join(f">= {t:g}: {n:,}" for t, n in sorted(in_graph.items())))
 
 
-__all__ = ["AttributeData", "accuracy_table", "app", "default_checkpoint", "read_attribute_data",
-           "threshold_rows_table"]
+__all__ = [
+    "AttributeData",
+    "accuracy_table",
+    "app",
+    "default_checkpoint",
+    "read_attribute_data",
+    "threshold_rows_table",
+]

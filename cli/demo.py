@@ -7,6 +7,7 @@ features, trains the R-GCN briefly, publishes the index, and answers a few test 
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 from cli.console import console, print_counts
@@ -18,8 +19,8 @@ from cli.workspace import Workspace
 from graphdb.stats import graph_summary
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-DEMO_LIMIT = 3000
-DEMO_EPOCHS = 12
+DEMO_LIMIT = 2000
+DEMO_EPOCHS = 30
 
 
 def run_demo(catalog: Path | None = None, limit: int = DEMO_LIMIT, epochs: int = DEMO_EPOCHS,
@@ -75,6 +76,43 @@ def run_demo(catalog: Path | None = None, limit: int = DEMO_LIMIT, epochs: int =
             caption.text,
             [Tile(b.image_paths[b.image_row[i]], f"{n}. {b.image_titles[b.image_row[i]]}",
                   "green" if i == caption.target else None) for n, (i, _) in enumerate(result.hits, 1)],
-            ws.outputs / f"demo-{caption.id}.png",
+            ws.outputs / f"demo-{re.sub(r'[^A-Za-z0-9_.-]+', '_', caption.id)}.png",
         )
         console.print(f"  picture: {path}")
+
+    console.rule("interactions: a stored query, a like, a tag, an explanation")
+    _interact(ws, engine, test[0].candidate, test[0].text)
+
+
+def _interact(ws: Workspace, engine, candidate: str, text: str) -> None:
+    """The interactive loop on one query: answers change without retraining."""
+    import time
+
+    from cli.interact import LiveEngine
+    from graphdb.explain import explain
+    from graphdb.interactions import like, store_query, tag_image
+
+    live = LiveEngine(ws)
+    with connect() as driver:
+        roles = live.engine.parse(text)
+        query_id = store_query(driver, candidate, text, roles, who="demo")
+        before = [i for i, _ in live.engine.search(candidate, text, k=10, roles=roles).hits]
+        liked = before[-2:]
+        start = time.perf_counter()
+        like(driver, query_id, liked, who="demo")
+        seconds, report = live.sync(driver)
+        after = [i for i, _ in live.engine.search(candidate, text, k=10, roles=roles).hits]
+        console.print(f"query {query_id}: liked {liked} (ranks {before.index(liked[0]) + 1} and 10); "
+                      f"{len(report.changed_images)} embeddings refreshed; like-to-new-ranking "
+                      f"{time.perf_counter() - start:.2f} s")
+        console.print(f"  ranks after the like: {[after.index(i) + 1 if i in after else '>10' for i in liked]}")
+        tag_image(driver, candidate, "long sleeves", who="demo", phrase="that one has long sleeves")
+        live.sync(driver)
+        console.print(f"tagged {candidate} with 'long sleeves' (USER_TAGGED); the vocabulary now has "
+                      f"{len(live.engine.bundle.attribute_names)} attributes")
+        explanation = explain(driver, query_id, after[0])
+    console.print(f"why {after[0]} answers {query_id}:")
+    for fact in explanation.facts[:6]:
+        console.print(f"  - {fact}")
+    console.print("Cypher for Neo4j Browser (style: cypher/browser-style.grass):")
+    console.print(explanation.browser_text(), markup=False, highlight=False)

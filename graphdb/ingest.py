@@ -516,8 +516,9 @@ def _ingest(
 ) -> IngestReport:
     """Batches written by ``workers`` threads, accounted for (and progress reported) in input order.
 
-    When a batch fails no further batch starts, those already running finish, and the first failing
-    batch's error is raised: every batch before it is committed and none of it is, so a rerun finishes.
+    As with one worker, everything before the first failure is committed and nothing of the failing batch
+    is, so a rerun finishes the job. A batch that fails stops the batches not yet started (those running
+    finish); an error reading the input lets the batches read before it finish first.
     """
     workers = default_workers() if workers is None else workers
     if workers < 1:
@@ -536,22 +537,34 @@ def _ingest(
     if workers == 1:
         for batch in batched(items, batch_size):
             account(len(batch), _write_batch(driver, database, prepare, write, batch, args))
-    else:
-        pending: deque[tuple[int, Future[list[ResultSummary]]]] = deque()
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tailor-ingest")
-        try:
-            for batch in batched(items, batch_size):
-                while len(pending) >= 2 * workers:  # a batch queued per worker, so none waits for the reader
-                    size, future = pending.popleft()
-                    account(size, future.result())
-                future = pool.submit(_write_batch, driver, database, prepare, write, batch, args)
-                pending.append((len(batch), future))
-            while pending:
-                size, future = pending.popleft()
-                account(size, future.result())
-        finally:
-            # After an error (or Ctrl-C) batches not yet started never start; running ones finish.
-            pool.shutdown(wait=True, cancel_futures=True)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    pending: deque[tuple[int, Future[list[ResultSummary]]]] = deque()
+
+    def settle(keep: int) -> None:  # waits for the oldest batches until at most ``keep`` are pending
+        while len(pending) > keep:
+            size, future = pending.popleft()
+            account(size, future.result())
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tailor-ingest")
+    try:
+        batches = batched(items, batch_size)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception:
+                settle(0)  # bad input further on: what was read before it goes in
+                raise
+            settle(2 * workers - 1)  # a batch queued per worker, so none waits for the reader
+            future = pool.submit(_write_batch, driver, database, prepare, write, batch, args)
+            pending.append((len(batch), future))
+        settle(0)
+    finally:
+        # After an error (or Ctrl-C) batches not yet started never start; running ones finish.
+        pool.shutdown(wait=True, cancel_futures=True)
     report.seconds = time.perf_counter() - start
     return report
 

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -207,10 +206,8 @@ def test_balanced_caps_groups() -> None:
 # --- the real myntra-small catalog -----------------------------------------------------------------------
 
 def test_myntra_composed_queries(myntra_dir: Path, tmp_path: Path) -> None:
-    t = time.perf_counter()
+    # Speed is a benchmark's business (a timed assertion fails on a busy machine), not a test's.
     cq = build_composed_queries(read_catalog(myntra_dir / "products.csv", MYNTRA))
-    elapsed = time.perf_counter() - t
-    assert elapsed < 15, elapsed  # read + hash 8,954 images + build: a few seconds
     c = cq.counts()
     assert c["identical_image_sets"] == 106 and c["identical_image_files"] == 213
     assert c["dropped_identical_pairs"] > 0

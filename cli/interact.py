@@ -47,15 +47,11 @@ class LiveEngine:
         return time.perf_counter() - start, report
 
 
-def _reasons(engine, candidate: str, result_id: str, roles) -> list[str]:
-    """Why a result fits, from the graph the engine holds (the Neo4j view is `tailor explain`)."""
+def _fallback_reasons(engine, result_id: str, roles) -> list[str]:
+    """Reasons when the graph has no facts to give (e.g. an attribute-less product)."""
     b = engine.bundle
-    out = []
-    titles = b.image_titles
-    if roles.added:
-        out.append(f"asked for: {', '.join(roles.added)}")
-    out.append(f"title: {titles[b.image_row[result_id]]}")
-    return out
+    asked = [f"asked for: {', '.join(roles.added)}"] if roles.added else []
+    return [*asked, f"title: {b.image_titles[b.image_row[result_id]]}"]
 
 
 def query(
@@ -83,7 +79,7 @@ def query(
         reasons = {}
         for hit, _ in result.hits:
             facts = explain(driver, query_id, hit).facts
-            reasons[hit] = facts or _reasons(engine, image, hit, roles)
+            reasons[hit] = facts or _fallback_reasons(engine, hit, roles)
     b = engine.bundle
     path = picture or ws.outputs / f"query-{query_id}.png"
     render_query(Tile(b.image_paths[b.image_row[image]], f"{image}: {b.image_titles[b.image_row[image]]}"), text,

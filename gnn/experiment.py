@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from gnn.baselines import TIRG, AttributeOracle, ComposeAE, ImageOnly
@@ -254,6 +253,3 @@ def write_report(report: Report, out: Path) -> None:
     (out / "recall.md").write_text(markdown_table(report))
     plot_curves(report, out / "recall.png")
 
-
-def set_threads(n: int | None = None) -> None:
-    torch.set_num_threads(n or max(1, torch.get_num_threads()))

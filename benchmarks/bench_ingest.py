@@ -268,11 +268,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
             # A fresh JVM spends its first loads compiling (JIT) and planning; time what follows.
             t0 = time.perf_counter()
+            warm = synthetic_catalog(2000, seed=1)
             for _ in range(2):
-                load_synthetic(driver, synthetic_catalog(2000, seed=1), args.batch_size, max(workers))
-                load_synthetic(driver, synthetic_catalog(2000, seed=1), args.batch_size, max(workers))  # rerun
+                for _load_then_rerun in range(2):
+                    load_synthetic(driver, warm, args.batch_size, max(workers))
                 empty(driver)
-            print(f"warmed up (two untimed 22,000-relationship loads and reruns) in {time.perf_counter() - t0:.0f} s")
+            print(f"warmed up (two untimed 22,000-relationship loads and reruns) in "
+                  f"{time.perf_counter() - t0:.0f} s")
             if not args.skip_myntra:
                 if args.myntra.is_file():
                     split_file = tmp / "myntra-split.json"

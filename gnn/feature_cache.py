@@ -291,7 +291,8 @@ class FeatureCache:
             np.asarray(self._shards[i][np.sort(np.asarray(r, dtype=np.int64))]) for i, r in wanted.items()
         ]
         merged = np.concatenate(parts) if parts else np.empty(0, dtype=self._dtype)
-        self._write_shard(merged)  # committed before anything is removed
+        if len(merged):
+            self._write_shard(merged)  # committed before anything is removed
         for p in old:
             p.unlink(missing_ok=True)
         # Rebuild the index from what is on disk now.

@@ -104,6 +104,18 @@ RETURN type(r) AS type, labels(s)[0] AS src_kind, s[CASE WHEN s:Attribute THEN '
 """
 
 
+def _read_product_side(session, out: GraphExport, min_confidence: float) -> None:
+    """Images, attributes, HAS_ATTRIBUTE and interaction edges: what both exports read."""
+    for r in session.run(_IMAGES):
+        out.images.append(ImageRow(r["id"], r["path"], r["title"], r["split"], r["grp"]))
+    for r in session.run(_ATTRIBUTES):
+        out.attributes[r["name"]] = r["kind"]
+    for r in session.run(_HAS_ATTRIBUTE, min_confidence=min_confidence):
+        out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"]))
+    for r in session.run(_INTERACTIONS, types=list(INTERACTION_TYPES)):
+        out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
+
+
 def export_graph(
     driver: Driver,
     min_confidence: float = 0.0,
@@ -115,24 +127,17 @@ def export_graph(
     start = time.perf_counter()
     out = GraphExport()
     with driver.session(database=database, fetch_size=20000) as session:
-        for r in session.run(_IMAGES):
-            out.images.append(ImageRow(r["id"], r["path"], r["title"], r["split"], r["grp"]))
+        _read_product_side(session, out, min_confidence)
         for r in session.run(_CAPTIONS):
             out.captions.append(
                 CaptionRow(r["id"], r["text"], r["split"], r["grp"], r["candidate"], r["target"])
             )
-        for r in session.run(_ATTRIBUTES):
-            out.attributes[r["name"]] = r["kind"]
         if progress:
             progress("nodes", len(out.images) + len(out.captions) + len(out.attributes))
-        for r in session.run(_HAS_ATTRIBUTE, min_confidence=min_confidence):
-            out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"]))
         for r in session.run(_MODIFIES):
             out.edges.append(TypedEdge("MODIFIES", "Caption", r["src"], "Image", r["dst"]))
         for r in session.run(_MENTIONS):
             out.edges.append(TypedEdge(f"MENTIONS:{r['role']}", "Caption", r["src"], "Attribute", r["dst"]))
-        for r in session.run(_INTERACTIONS, types=list(INTERACTION_TYPES)):
-            out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
         if progress:
             progress("edges", len(out.edges))
     out.seconds = time.perf_counter() - start
@@ -159,14 +164,7 @@ def export_base(driver: Driver, database: str | None = None) -> GraphExport:
     start = time.perf_counter()
     out = GraphExport()
     with driver.session(database=database, fetch_size=20000) as session:
-        for r in session.run(_IMAGES):
-            out.images.append(ImageRow(r["id"], r["path"], r["title"], r["split"], r["grp"]))
-        for r in session.run(_ATTRIBUTES):
-            out.attributes[r["name"]] = r["kind"]
-        for r in session.run(_HAS_ATTRIBUTE, min_confidence=0.0):
-            out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"]))
-        for r in session.run(_INTERACTIONS, types=list(INTERACTION_TYPES)):
-            out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
+        _read_product_side(session, out, min_confidence=0.0)
         for r in session.run(_INTERACTION_CAPTIONS):
             out.captions.append(CaptionRow(r["id"], r["text"], r["split"], r["grp"], r["candidate"], None))
             if r["candidate"] is not None:

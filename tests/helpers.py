@@ -22,3 +22,17 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     finally:
         for sock in socks:
             sock.close()
+
+
+def counts(driver) -> tuple[int, int]:
+    """(nodes, relationships) in the database: what a refused batch must leave unchanged."""
+    records, _, _ = driver.execute_query(
+        "CALL () { MATCH (n) RETURN count(n) AS nodes } CALL () { MATCH ()-[r]->() RETURN count(r) AS rels } "
+        "RETURN nodes, rels"
+    )
+    return records[0]["nodes"], records[0]["rels"]
+
+
+def scalar(driver, query_text: str, **params):
+    records, _, _ = driver.execute_query(query_text, params)
+    return records[0][0]

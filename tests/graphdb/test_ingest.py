@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import counts, scalar
+
 pytest.importorskip("neo4j")
 
 from graphdb.ingest import IngestError, IngestReport, ingest_images, ingest_queries  # noqa: E402
@@ -36,17 +38,6 @@ def query(n: int, candidate: int, target: int | None, text: str | None = None, *
                        source_line=n + 1)
 
 
-def counts(driver) -> tuple[int, int]:
-    records, _, _ = driver.execute_query(
-        "CALL () { MATCH (n) RETURN count(n) AS nodes } CALL () { MATCH ()-[r]->() RETURN count(r) AS rels } "
-        "RETURN nodes, rels"
-    )
-    return records[0]["nodes"], records[0]["rels"]
-
-
-def scalar(driver, query_text: str, **params):
-    records, _, _ = driver.execute_query(query_text, params)
-    return records[0][0]
 
 
 def load_small(driver, images: int = 6, queries: int = 4) -> tuple[IngestReport, IngestReport]:

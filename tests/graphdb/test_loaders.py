@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import counts, scalar
+
 pytest.importorskip("neo4j")
 
 from graphdb.ingest import IngestError  # noqa: E402
@@ -44,17 +46,6 @@ def write_catalog(folder: Path, rows: list[str] = ROWS, name: str = "products.cs
     return path
 
 
-def counts(driver) -> tuple[int, int]:
-    records, _, _ = driver.execute_query(
-        "CALL () { MATCH (n) RETURN count(n) AS nodes } CALL () { MATCH ()-[r]->() RETURN count(r) AS rels } "
-        "RETURN nodes, rels"
-    )
-    return records[0]["nodes"], records[0]["rels"]
-
-
-def scalar(driver, query_text: str, **params):
-    records, _, _ = driver.execute_query(query_text, params)
-    return records[0][0]
 
 
 @pytest.fixture

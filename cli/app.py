@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from cli import attributes, db, interact, load, model
+from cli import attributes, db, experiments, interact, load, model
 
 # Models ship inside packages; never reach for a hub unless the user turns this off.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,6 +19,7 @@ model.register(app)
 
 interact.register(app)
 app.add_typer(attributes.app, name="attributes", help="Attributes predicted from images.")
+app.add_typer(experiments.app, name="experiment")
 
 
 @app.command()

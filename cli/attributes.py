@@ -176,6 +176,9 @@ def predict(
         float, typer.Option("--threshold", min=0.0, max=1.0, help="Write edges at or above this confidence.")
     ] = 0.5,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per transaction.")] = 1000,
+    folds: Annotated[int, typer.Option("--folds", min=0, help=(
+        "Cross-fitting: training images are predicted by classifiers trained on the other folds, so their "
+        "edges are as noisy as test images' (0: predict them with the classifier trained on them)."))] = 5,
     checkpoint: Checkpoint = None,
     image_encoder: ImageModel = "efficientnet-lite0",
     uri: Uri = None,
@@ -196,7 +199,19 @@ def predict(
             f"{path} was trained on {int(model.net.mean.shape[0])}-d features, "
             f"--image-encoder {image_encoder} gives {data.features.shape[1]}-d"
         )
-    preds = model.predict(data.features, min_confidence=min(threshold, *THRESHOLDS))
+    floor = min(threshold, *THRESHOLDS)
+    version = model.version
+    if folds:
+        from gnn.attributes import cross_fitted_predictions
+
+        with console.status(f"cross-fitting the training images ({folds} folds) ...") as status:
+            preds = cross_fitted_predictions(
+                data.features, data.splits, data.labels, model, folds, floor,
+                on_fold=lambda k, n: status.update(f"cross-fitting the training images: fold {k}/{n} done"),
+            )
+        version = f"{model.version}-cv{folds}"
+    else:
+        preds = model.predict(data.features, min_confidence=floor)
     # Images the featuriser could not read have no prediction and keep whatever predicted edges they had.
     by_image = {i: p for i, p, row in zip(data.ids, preds, data.features, strict=True) if np.any(row)}
     skipped = len(data.ids) - len(by_image)
@@ -204,14 +219,14 @@ def predict(
     with connect(uri, user, data_dir) as driver:
         with console.status("writing predicted edges ..."):
             report = write_predictions(
-                driver, by_image, threshold, model=model.version, batch_size=batch_size
+                driver, by_image, threshold, model=version, batch_size=batch_size
             )
         in_graph = predicted_edge_counts(driver, sorted({*THRESHOLDS, threshold}))
     console.print(
         f"predicted edges at >= {threshold:g}: {report.edges:,} for {report.images:,} images "
         f"({report.created:,} created, {report.deleted:,} deleted, {report.updated:,} updated, "
         f"{report.unchanged:,} unchanged; {report.images_changed:,} images changed, "
-        f"{report.batches} transactions, {report.seconds:.1f} s; model {model.version})"
+        f"{report.batches} transactions, {report.seconds:.1f} s; model {version})"
     )
     if skipped:
         console.print(f"[yellow]{skipped} images without features were skipped[/]")

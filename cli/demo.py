@@ -55,7 +55,8 @@ def run_demo(catalog: Path | None = None, limit: int = DEMO_LIMIT, epochs: int =
         config = model_config("graph_catalog", ExperimentConfig())
         config.train.epochs = epochs
         g = build_graph_tensors(export, features.arrays, config.graph)
-        run = fit_model("graph_catalog", g, config, ws.checkpoints, log=console.print)
+        run = fit_model("graph_catalog", g, config, ws.checkpoints, log=console.print,
+                        truth=export.image_attributes(("catalog",)))
         publish(run, export, ws, features.arrays["Image"], driver)
 
     engine = QueryEngine(run.model, SearchBundle.load(ws.bundle), ImageIndex.load(ws.faiss), text_encoder("minilm"))
@@ -88,7 +89,7 @@ def _interact(ws: Workspace, engine, candidate: str, text: str) -> None:
     """The interactive loop on one query: answers change without retraining."""
     import time
 
-    from cli.interact import LiveEngine
+    from cli.live import LiveEngine
     from graphdb.explain import explain
     from graphdb.interactions import like, store_query, tag_image
 
@@ -100,10 +101,10 @@ def _interact(ws: Workspace, engine, candidate: str, text: str) -> None:
         liked = before[-2:]
         start = time.perf_counter()
         like(driver, query_id, liked, who="demo")
-        seconds, report = live.sync(driver)
+        report = live.sync(driver)
         after = [i for i, _ in live.engine.search(candidate, text, k=10, roles=roles).hits]
         console.print(f"query {query_id}: liked {liked} (ranks {before.index(liked[0]) + 1} and 10); "
-                      f"{len(report.changed_images)} embeddings refreshed; like-to-new-ranking "
+                      f"{report.changed_images} embeddings refreshed ({report.mode}); like-to-new-ranking "
                       f"{time.perf_counter() - start:.2f} s")
         console.print(f"  ranks after the like: {[after.index(i) + 1 if i in after else '>10' for i in liked]}")
         tag_image(driver, candidate, "long sleeves", who="demo", phrase="that one has long sleeves")

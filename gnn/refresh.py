@@ -10,11 +10,13 @@ refresh runs the R-GCN over that graph alone; only images whose embedding moved 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from gnn.feature_cache import FeatureCache, text_key
 from gnn.graph import build_graph_tensors
 from gnn.search import QueryEngine, build_bundle
 from graphdb.export import GraphExport
@@ -27,23 +29,52 @@ class RefreshReport:
     seconds: float
 
 
-def base_features(
-    export: GraphExport, image_features: dict[str, np.ndarray], text_encoder, text_cache: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """Node features for a base export: images from ``image_features`` (id -> vector), attributes and
-    captions from their text (encoded once per distinct text, remembered in ``text_cache``)."""
-    texts = [a for a in export.attributes] + [c.text for c in export.captions]
-    missing = sorted({t for t in texts if t not in text_cache})
-    if missing:
-        for text, vec in zip(missing, text_encoder.encode_texts(missing), strict=True):
-            text_cache[text] = np.asarray(vec, dtype=np.float32)
+class TextFeatures:
+    """Text features from memory, then the on-disk feature cache, then the encoder, which is built only
+    on the first miss (an interaction usually needs no new text, so it never loads the model). New
+    features are written to the cache, so the next process finds them. Quacks like a text encoder."""
+
+    def __init__(self, cache: FeatureCache, make_encoder: Callable[[], object]):
+        self.cache = cache
+        self.dim = cache.dim
+        self.name = cache.model_name
+        self._make_encoder = make_encoder
+        self._encoder = None
+        self.memory: dict[str, np.ndarray] = {}
+        self.encoded = 0  # texts that needed the encoder
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        missing = sorted({t for t in texts if t not in self.memory})
+        if missing:
+            found, features = self.cache.get_many([text_key(t) for t in missing])
+            for text, ok, vec in zip(missing, found, features, strict=True):
+                if ok:
+                    self.memory[text] = vec
+            unknown = [t for t, ok in zip(missing, found, strict=True) if not ok]
+            if unknown:
+                if self._encoder is None:
+                    self._encoder = self._make_encoder()
+                new = np.asarray(self._encoder.encode_texts(unknown), dtype=np.float32)
+                self.cache.put_many([text_key(t) for t in unknown], new)
+                self.memory.update(zip(unknown, new, strict=True))
+                self.encoded += len(unknown)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self.memory[t] for t in texts])
+
+
+def base_features(export: GraphExport, image_features: dict[str, np.ndarray], texts: TextFeatures
+                  ) -> dict[str, np.ndarray]:
+    """Node features for a base export: images from ``image_features`` (id -> vector; zeros for an
+    image the model never saw), attributes and captions from their text."""
     dim = next(iter(image_features.values())).shape[0]
-    text_dim = text_encoder.dim
+    zeros = np.zeros(dim, np.float32)
+    attributes = list(export.attributes)
     return {
-        "Image": np.stack([image_features.get(r.id, np.zeros(dim, np.float32)) for r in export.images]),
-        "Caption": np.stack([text_cache[c.text] for c in export.captions]) if export.captions
-        else np.zeros((0, text_dim), np.float32),
-        "Attribute": np.stack([text_cache[a] for a in export.attributes]),
+        "Image": np.stack([image_features.get(r.id, zeros) for r in export.images]),
+        "Caption": texts.encode_texts([c.text for c in export.captions]),
+        "Attribute": texts.encode_texts(attributes),
     }
 
 

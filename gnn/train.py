@@ -71,7 +71,10 @@ def train_retriever(
     config: TrainConfig,
     show_progress: bool = True,
     on_epoch: Callable[[EpochLog], None] | None = None,
+    every_batch: QuerySet | None = None,
 ) -> TrainResult:
+    """Train ``model`` on ``g``'s training queries; ``every_batch`` queries (e.g. the ones with simulated
+    likes, too few to matter otherwise) are added to every batch."""
     generator = seed_everything(config.seed)
     train = _known(g.queries["train"], 10**9, config.seed)
     val = _known(g.queries["val"], config.max_val_queries, config.seed) if "val" in g.queries else None
@@ -91,6 +94,10 @@ def train_retriever(
             for b in range(steps):
                 rows = order[b * config.batch_size : (b + 1) * config.batch_size]
                 cand, cap, tgt = train.candidate[rows], train.caption[rows], train.target[rows]
+                if every_batch is not None:
+                    cand = torch.cat([cand, every_batch.candidate])
+                    cap = torch.cat([cap, every_batch.caption])
+                    tgt = torch.cat([tgt, every_batch.target])
                 # Only the batch's captions (and any that speak to other nodes) are encoded.
                 sub, cap = g.restrict_captions(cap)
                 state = model.encode(sub)

@@ -173,3 +173,97 @@ def export_base(driver: Driver, database: str | None = None) -> GraphExport:
             out.edges.append(TypedEdge(f"MENTIONS:{r['role']}", "Caption", r["src"], "Attribute", r["dst"]))
     out.seconds = time.perf_counter() - start
     return out
+
+
+# --- keeping a base export current without re-reading it -------------------------------------------
+
+# Everything an Image or an interaction Caption sends or receives in the base graph, re-read for the
+# nodes whose updated_at moved. Every write of an interaction or curator script marks the nodes it
+# touches (see graphdb.interactions), deletions included.
+_DELTA_IMAGE_ATTRIBUTES = """
+UNWIND $ids AS id
+MATCH (i:Image {id: id})-[r:HAS_ATTRIBUTE]->(a:Attribute)
+RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source
+"""
+_DELTA_INTERACTIONS = """
+CALL () {
+  UNWIND $images AS id MATCH (:Image {id: id})-[r]-() WHERE type(r) IN $types RETURN r
+  UNION
+  UNWIND $captions AS id MATCH (:Caption {id: id})-[r]-() WHERE type(r) IN $types RETURN r
+}
+WITH r, startNode(r) AS s, endNode(r) AS d
+RETURN type(r) AS type, labels(s)[0] AS src_kind,
+       s[CASE WHEN s:Attribute THEN 'name' ELSE 'id' END] AS src,
+       labels(d)[0] AS dst_kind, d[CASE WHEN d:Attribute THEN 'name' ELSE 'id' END] AS dst
+"""
+_DELTA_CAPTIONS = """
+UNWIND $ids AS id
+MATCH (c:Caption {id: id})
+WHERE EXISTS { (:Image)-[:LIKED_FOR]->(c) }
+OPTIONAL MATCH (c)-[:MODIFIES]->(cand:Image)
+RETURN c.id AS id, c.text AS text, coalesce(c.split, '') AS split, coalesce(c.group, '') AS grp,
+       cand.id AS candidate, [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS mentions
+"""
+_COUNT_IMAGES = "MATCH (i:Image) RETURN count(i) AS n"
+_PRODUCT_SIDE = ("HAS_ATTRIBUTE:", *INTERACTION_TYPES)
+
+
+def server_time(driver: Driver, database: str | None = None):
+    """The database server's clock (what ``updated_at`` and ``created_at`` are written with)."""
+    with driver.session(database=database) as session:
+        return session.run("RETURN datetime() AS now").single(strict=True)["now"].to_native()
+
+
+def update_base(
+    driver: Driver,
+    base: GraphExport,
+    images: list[str],
+    captions: list[str],
+    database: str | None = None,
+) -> GraphExport | None:
+    """``base`` (an :func:`export_base`) brought up to date for changed ``images`` and ``captions``.
+
+    Their base edges are re-read (so removed tags and merged attributes disappear, new ones appear)
+    and the attribute list is re-read whole (a few hundred rows). Returns ``None`` when the set of
+    images changed (a new catalog load): then only a full :func:`export_base` is right.
+    """
+    start = time.perf_counter()
+    changed = {("Image", i) for i in images} | {("Caption", c) for c in captions}
+    out = GraphExport(images=base.images)
+    with driver.session(database=database, fetch_size=20000) as session:
+        if session.run(_COUNT_IMAGES).single(strict=True)["n"] != len(base.images):
+            return None
+        for r in session.run(_ATTRIBUTES):
+            out.attributes[r["name"]] = r["kind"]
+        kept_captions = [c for c in base.captions if ("Caption", c.id) not in changed]
+        for e in base.edges:
+            src_changed, dst_changed = (e.src_kind, e.src) in changed, (e.dst_kind, e.dst) in changed
+            if (src_changed or dst_changed) and e.relation.startswith(_PRODUCT_SIDE):
+                continue  # re-read below
+            if src_changed and e.src_kind == "Caption":  # the caption's MODIFIES / MENTIONS, re-read below
+                continue
+            if (e.dst_kind == "Attribute" and e.dst not in out.attributes) or (
+                e.src_kind == "Attribute" and e.src not in out.attributes
+            ):
+                continue  # an attribute merged away
+            out.edges.append(e)
+        if images:
+            for r in session.run(_DELTA_IMAGE_ATTRIBUTES, ids=sorted(images)):
+                out.edges.append(
+                    TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"])
+                )
+        # One row per relationship (UNION: an edge between two changed nodes is found from both ends);
+        # two people's equal tags stay two edges, as in a full export.
+        rows = session.run(_DELTA_INTERACTIONS, images=sorted(images), captions=sorted(captions),
+                           types=list(INTERACTION_TYPES))
+        for r in rows:
+            out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
+        for r in session.run(_DELTA_CAPTIONS, ids=sorted(captions)) if captions else []:
+            kept_captions.append(CaptionRow(r["id"], r["text"], r["split"], r["grp"], r["candidate"], None))
+            if r["candidate"] is not None:
+                out.edges.append(TypedEdge("MODIFIES", "Caption", r["id"], "Image", r["candidate"]))
+            for name, role in r["mentions"]:
+                out.edges.append(TypedEdge(f"MENTIONS:{role}", "Caption", r["id"], "Attribute", name))
+        out.captions = sorted(kept_captions, key=lambda c: c.id)
+    out.seconds = time.perf_counter() - start
+    return out

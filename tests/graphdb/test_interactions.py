@@ -17,6 +17,7 @@ pytest.importorskip("neo4j")
 from neo4j.exceptions import Neo4jError  # noqa: E402
 
 from graphdb.explain import Explanation, explain  # noqa: E402
+from graphdb.export import GraphExport, export_base, update_base  # noqa: E402
 from graphdb.ingest import ingest_images, ingest_queries  # noqa: E402
 from graphdb.interactions import (  # noqa: E402
     LikeResult,
@@ -32,6 +33,7 @@ from graphdb.interactions import (  # noqa: E402
 )
 from readers.captions import CaptionRoles  # noqa: E402
 from readers.records import AttributeValue, ImageRecord, QueryRecord  # noqa: E402
+from tests.helpers import counts, scalar  # noqa: E402
 
 pytestmark = pytest.mark.neo4j
 
@@ -51,22 +53,9 @@ def load(driver, n: int = 10, extra: dict[int, tuple[AttributeValue, ...]] | Non
     ingest_images(driver, [image(k, extra=extra.get(k, ())) for k in range(n)], "/data/products.csv")
 
 
-def counts(driver) -> tuple[int, int]:
-    records, _, _ = driver.execute_query(
-        "CALL () { MATCH (n) RETURN count(n) AS nodes } CALL () { MATCH ()-[r]->() RETURN count(r) AS rels } "
-        "RETURN nodes, rels"
-    )
-    return records[0]["nodes"], records[0]["rels"]
-
-
 def by_type(driver) -> Counter:
     records, _, _ = driver.execute_query("MATCH ()-[r]->() RETURN type(r) AS t, count(r) AS c")
     return Counter({r["t"]: r["c"] for r in records})
-
-
-def scalar(driver, text: str, **params):
-    records, _, _ = driver.execute_query(text, params)
-    return records[0][0]
 
 
 def edges(driver, rel_type: str) -> list[tuple]:
@@ -367,3 +356,51 @@ def test_explain_facts_and_browser_query(empty_graph):
     bare = explain(empty_graph, q, "i5")  # blue, so it has the added attribute; nothing else
     assert bare.facts[0] == "has 'blue', which the query adds"
     assert Explanation([], "", {"who": "O'Neil", "n": None}).browser_params() == ":params {who: 'O\\'Neil', n: null}"
+
+
+# ------------------------------------------------------------------------ keeping a base export current
+
+
+def _comparable(export: GraphExport) -> tuple:
+    """What a refresh reads from an export: nodes, captions, attributes and edges as multisets."""
+    edges = Counter((e.relation, e.src_kind, e.src, e.dst_kind, e.dst) for e in export.edges)
+    captions = sorted((c.id, c.text, c.candidate) for c in export.captions)
+    return [i.id for i in export.images], captions, dict(export.attributes), edges
+
+
+def test_update_base_after_each_kind_of_change_equals_a_fresh_export(empty_graph):
+    load(empty_graph, 6)
+    base = export_base(empty_graph)
+    marker = changes_since(empty_graph, "2000-01-01T00:00:00+00:00")["until"]
+
+    def current(since):
+        nonlocal base
+        changed = changes_since(empty_graph, since)
+        updated = update_base(empty_graph, base, changed["nodes"]["Image"], changed["nodes"]["Caption"])
+        assert updated is not None
+        assert _comparable(updated) == _comparable(export_base(empty_graph))
+        base = updated
+        return changed["until"]
+
+    roles = CaptionRoles(added=("blue",), removed=("red",))
+    query = store_query(empty_graph, "i0", "make it blue", roles, who="ann")
+    marker = current(marker)  # a query nobody liked is not part of the base
+    like(empty_graph, query, ["i1", "i3"], who="ann")
+    marker = current(marker)  # the liked query joins, with its MODIFIES and MENTIONS
+    like(empty_graph, query, ["i1", "i3"], who="bob")  # a second person: the same edges again
+    tag_image(empty_graph, "i2", "long sleeves", who="ann")
+    tag_image(empty_graph, "i2", "long sleeves", who="bob")
+    marker = current(marker)
+    remove_tag(empty_graph, "i2", "long sleeves")
+    add_attribute(empty_graph, "i4", "Long-Sleeves", "part", who="cur")
+    marker = current(marker)
+    merge_attributes(empty_graph, "blue", "red")  # every red edge moves; 'red' disappears
+    marker = current(marker)
+    assert "red" not in base.attributes
+
+
+def test_update_base_refuses_when_the_catalog_changed(empty_graph):
+    load(empty_graph, 3)
+    base = export_base(empty_graph)
+    load(empty_graph, 5)
+    assert update_base(empty_graph, base, [], []) is None

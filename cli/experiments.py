@@ -1,0 +1,80 @@
+"""`tailor experiment more-metadata | likes`: the paper's interaction experiments (Tables 3 and 4).
+
+Both start from the graph model over predicted attributes (trained, or reused from a checkpoint, with
+its simulated training interactions) and simulate the interactions in memory: the database is read,
+never written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.console import console, fail
+from cli.db import connect
+from cli.model import Epochs, Seed, _experiment_config, require_attribute_source
+from cli.options import DataDir, Uri, User
+from cli.pipeline import featurize_graph, read_graph
+from cli.workspace import Workspace
+
+app = typer.Typer(help="The paper's interaction experiments on the loaded catalog.", no_args_is_help=True)
+Out = Annotated[Path, typer.Option("--out", help="Folder for the JSON, Markdown and PNG report.")]
+MODEL = "graph_predicted"
+
+
+def _trained(epochs: int | None, seed: int, uri, user, data_dir):
+    """The predicted-attribute graph model, its graph and the catalog attributes (the truth people tag)."""
+    from gnn.experiment import fit_model, model_config
+    from gnn.graph import build_graph_tensors
+
+    ws = Workspace.default()
+    config = model_config(MODEL, _experiment_config(epochs, seed))
+    with connect(uri, user, data_dir) as driver:
+        export = read_graph(driver)
+    require_attribute_source(export, MODEL)
+    features = featurize_graph(export, ws)
+    g = build_graph_tensors(export, features.arrays, config.graph)
+    if "test" not in g.queries or "train" not in g.queries:
+        raise fail("the graph needs training and test queries: load a catalog first")
+    truth = export.image_attributes(("catalog",))
+    run = fit_model(MODEL, g, config, ws.checkpoints, log=console.print, truth=truth)
+    return run, g, truth
+
+
+@app.command("more-metadata")
+def more_metadata(out: Out = Path("out/more-metadata"), epochs: Epochs = None, seed: Seed = 0,
+                  uri: Uri = None, user: User = None, data_dir: DataDir = None) -> None:
+    """Table 3: tag the top 5 / top 15 attributes by frequency on every image and on half of them."""
+    from gnn.interaction_experiments import more_metadata as run_experiment
+    from gnn.interaction_experiments import more_metadata_markdown, write_more_metadata
+
+    run, g, truth = _trained(epochs, seed, uri, user, data_dir)
+    with console.status("tagging and re-embedding (no training) ..."):
+        rows = run_experiment(run.model, g, truth, seed=seed)
+    n = len(g.queries["test"])
+    info = (f"{MODEL} ({run.checkpoint.name}); {n:,} test queries; gallery: test images; tags are catalog "
+            "attributes an image has, among the most frequent over all images")
+    write_more_metadata(rows, out, info)
+    console.print(more_metadata_markdown(rows, info))
+    console.print(f"wrote {out / 'more_metadata.json'}, .md, .png")
+
+
+@app.command("likes")
+def likes(out: Out = Path("out/likes"), examples: Annotated[int, typer.Option(help="Simulated likes.")] = 1000,
+          liked: Annotated[int, typer.Option(help="Images liked per example.")] = 10,
+          epochs: Epochs = None, seed: Seed = 0,
+          uri: Uri = None, user: User = None, data_dir: DataDir = None) -> None:
+    """Table 4: each example likes the images nearest its target; recall and connection accuracy."""
+    from gnn.interaction_experiments import likes as run_experiment
+    from gnn.interaction_experiments import likes_markdown, write_likes
+
+    run, g, _ = _trained(epochs, seed, uri, user, data_dir)
+    with console.status("liking and re-embedding (no training) ..."):
+        result = run_experiment(run.model, g, examples, liked, seed=seed)
+    info = (f"{MODEL} ({run.checkpoint.name}); {result.examples:,} test queries each liking the {liked} test "
+            "images nearest its target in the model's embedding space (target and candidate excluded)")
+    write_likes(result, out, info)
+    console.print(likes_markdown(result, info))
+    console.print(f"wrote {out / 'likes.json'}, .md, .png")

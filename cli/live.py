@@ -1,0 +1,137 @@
+"""The published engine kept in line with the database after interactions, without retraining.
+
+Glue between graphdb/ (what changed) and gnn/ (recompute embeddings, update FAISS in place). The base
+graph that image and attribute embeddings depend on is cached in ``$TAILOR_HOME/index/live.pkl`` with
+the server time it was read at; a sync re-reads only the images and captions whose ``updated_at``
+moved since then (:func:`graphdb.interactions.changes_since`), so an interaction costs a few small
+indexed reads, one R-GCN pass over the base graph and the changed FAISS rows.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from neo4j import Driver
+
+from cli.workspace import Workspace
+
+# Timestamps are taken when a statement runs, not when it commits: re-read a little before the last
+# read so that a write in flight then is not missed (re-reading a change is harmless).
+SAFETY_MARGIN = timedelta(seconds=5)
+LIVE_FORMAT = "tailor.live/1"
+
+
+@dataclass
+class SyncReport:
+    """What a sync did and where its time went (seconds)."""
+
+    mode: str  # "incremental" | "full" | "unchanged"
+    changed_images: int = 0
+    new_attributes: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+class LiveEngine:
+    """The published model, bundle and index, plus what a refresh needs: image features (saved at
+    publish), text features (cache first, encoder on a miss) and the cached base graph."""
+
+    def __init__(self, ws: Workspace):
+        from cli.model import load_engine
+        from gnn.checkpoint import load_checkpoint
+        from gnn.encoders import MINILM_DIM, MINILM_NAME, text_encoder
+        from gnn.feature_cache import FeatureCache
+        from gnn.refresh import TextFeatures
+
+        self.ws = ws
+        self.texts = TextFeatures(FeatureCache(ws.features, MINILM_NAME, MINILM_DIM), lambda: text_encoder("minilm"))
+        self.engine = load_engine(ws, self.texts)
+        self.config = load_checkpoint(ws.current_model).config.graph
+        blob = np.load(ws.index_dir / "image_features.npz", allow_pickle=False)
+        self.image_features = dict(zip(blob["ids"].tolist(), blob["features"], strict=True))
+        self.base, self.marker = self._load_state()
+
+    # --- the cached base graph -------------------------------------------------------------------
+    @property
+    def state_path(self):
+        return self.ws.index_dir / "live.pkl"
+
+    def _load_state(self):
+        try:
+            with open(self.state_path, "rb") as fh:
+                state = pickle.load(fh)
+        except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+            return None, None
+        if state.get("format") != LIVE_FORMAT or state.get("version") != self.engine.bundle.version:
+            return None, None
+        return state["base"], state["marker"]
+
+    def _save_state(self) -> None:
+        """Atomically: a crash leaves the previous state, which a later sync brings up to date."""
+        state = {"format": LIVE_FORMAT, "version": self.engine.bundle.version, "base": self.base,
+                 "marker": self.marker}
+        fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, prefix=".live.")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, self.state_path)
+
+    # --- sync ------------------------------------------------------------------------------------
+    def sync(self, driver: Driver, full: bool = False) -> SyncReport:
+        """Bring embeddings and the index in line with the database; index and bundle saved in place.
+
+        Incremental unless ``full`` or there is no cached base graph (or the catalog's images changed).
+        Hand-written Cypher that does not set ``updated_at`` is seen only by a full sync.
+        """
+        from graphdb.export import export_base, server_time, update_base
+        from graphdb.interactions import changes_since
+
+        seconds: dict[str, float] = {}
+        tick = time.perf_counter()
+        mode = "full"
+        base = None
+        if not full and self.base is not None and self.marker is not None:
+            changes = changes_since(driver, self.marker)
+            until = changes["until"]
+            images, captions = changes["nodes"]["Image"], changes["nodes"]["Caption"]
+            if not images and not captions and not changes["nodes"]["Attribute"]:
+                self.marker = self._earlier(until)
+                seconds["read changes"] = time.perf_counter() - tick
+                return SyncReport("unchanged", seconds=seconds)
+            base = update_base(driver, self.base, images, captions)
+            mode = "incremental"
+        if base is None:
+            mode = "full"
+            until = server_time(driver)
+            base = export_base(driver)
+        seconds["read changes"] = time.perf_counter() - tick
+        report = self._refresh(base, seconds)
+        self.base, self.marker = base, self._earlier(until)
+        tick = time.perf_counter()
+        self.engine.bundle.save(self.ws.bundle)
+        self.engine.index.save(self.ws.faiss)
+        self._save_state()
+        seconds["save"] = time.perf_counter() - tick
+        return SyncReport(mode, len(report.changed_images), report.new_attributes, seconds)
+
+    def _refresh(self, base, seconds: dict[str, float]):
+        from gnn.refresh import base_features, refresh
+
+        tick = time.perf_counter()
+        features = base_features(base, self.image_features, self.texts)
+        seconds["features"] = time.perf_counter() - tick
+        report = refresh(self.engine, base, features, self.config)
+        seconds["embeddings + index"] = report.seconds
+        return report
+
+    @staticmethod
+    def _earlier(moment: datetime) -> datetime:
+        return moment - SAFETY_MARGIN

@@ -41,6 +41,7 @@ from neo4j import Driver  # noqa: E402
 
 from graphdb.connection import open_driver  # noqa: E402
 from graphdb.ingest import IngestReport, default_workers, ingest_images, ingest_queries  # noqa: E402
+from graphdb.maintenance import delete_everything  # noqa: E402
 from graphdb.schema import apply_schema  # noqa: E402
 from graphdb.server.manager import LocalServer  # noqa: E402
 from graphdb.settings import Neo4jSettings  # noqa: E402
@@ -194,14 +195,8 @@ def load_synthetic(driver: Driver, data: tuple[list[ImageRecord], list[QueryReco
 
 
 def empty(driver: Driver) -> None:
-    """Deletes everything: relationships first, then nodes, in bounded transactions.
-
-    (graphdb.maintenance.delete_everything DETACH DELETEs 10,000 nodes per transaction, which ran out of
-    transaction memory here once attribute nodes held ~25,000 relationships each.)
-    """
-    with driver.session() as session:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
-        session.run("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS").consume()
-        session.run("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS").consume()
+    """Deletes everything, relationships first, in bounded transactions (see delete_everything)."""
+    delete_everything(driver, batch=50000)
 
 
 def bench(name: str, driver: Driver, pid: int, load: Callable[[], tuple[float, int, int]],

@@ -25,7 +25,8 @@ MODEL = "graph_predicted"
 
 
 def _trained(epochs: int | None, seed: int, uri, user, data_dir):
-    """The predicted-attribute graph model, its graph and the catalog attributes (the truth people tag)."""
+    """The predicted-attribute graph model, its graph, the catalog attributes (the truth people tag)
+    and each attribute's kind."""
     from gnn.experiment import fit_model, model_config
     from gnn.graph import build_graph_tensors
 
@@ -40,7 +41,7 @@ def _trained(epochs: int | None, seed: int, uri, user, data_dir):
         raise fail("the graph needs training and test queries: load a catalog first")
     truth = export.image_attributes(("catalog",))
     run = fit_model(MODEL, g, config, ws.checkpoints, log=console.print, truth=truth)
-    return run, g, truth
+    return run, g, truth, dict(export.attributes)
 
 
 @app.command("more-metadata")
@@ -50,9 +51,9 @@ def more_metadata(out: Out = Path("out/more-metadata"), epochs: Epochs = None, s
     from gnn.interaction_experiments import more_metadata as run_experiment
     from gnn.interaction_experiments import more_metadata_markdown, write_more_metadata
 
-    run, g, truth = _trained(epochs, seed, uri, user, data_dir)
+    run, g, truth, kinds = _trained(epochs, seed, uri, user, data_dir)
     with console.status("tagging and re-embedding (no training) ..."):
-        rows = run_experiment(run.model, g, truth, seed=seed)
+        rows = run_experiment(run.model, g, truth, seed=seed, kinds=kinds)
     n = len(g.queries["test"])
     info = (f"{MODEL} ({run.checkpoint.name}); {n:,} test queries; gallery: test images; tags are catalog "
             "attributes an image has, among the most frequent over all images")
@@ -70,7 +71,7 @@ def likes(out: Out = Path("out/likes"), examples: Annotated[int, typer.Option(he
     from gnn.interaction_experiments import likes as run_experiment
     from gnn.interaction_experiments import likes_markdown, write_likes
 
-    run, g, _ = _trained(epochs, seed, uri, user, data_dir)
+    run, g, _, _ = _trained(epochs, seed, uri, user, data_dir)
     with console.status("liking and re-embedding (no training) ..."):
         result = run_experiment(run.model, g, examples, liked, seed=seed)
     info = (f"{MODEL} ({run.checkpoint.name}); {result.examples:,} test queries each liking the {liked} test "

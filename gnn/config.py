@@ -61,7 +61,9 @@ class SimulationConfig:
 
     enabled: bool = True
     tag_skip: int = 15  # the most frequent attributes are left to the experiment ...
-    tag_attributes: int = 10  # ... and the next ten are tagged on training images that have them,
+    # ... and the next ones are tagged on training images that have them (None: every one after the
+    # skipped; the paper's 10 teach the relation too few attribute embeddings to generalise, see README)
+    tag_attributes: int | None = None
     tag_share: float = 0.5  # on this share of them (seeded), so the model also sees those images untagged
     like_examples: int = 200  # training queries with simulated "I like that"
     liked_per_example: int = 10  # liked images: those nearest the target by image features

@@ -112,7 +112,8 @@ def fit_model(
         train_graph, every_batch = sim.graph, sim.liked_queries
         simulated = {"edges": sim.counts, "tagged_attributes": sim.tagged_attributes,
                      "liked_queries": len(every_batch) if every_batch is not None else 0}
-        log(f"{name}: simulated interactions {sim.counts} (tagged: {', '.join(sim.tagged_attributes)})")
+        shown = ", ".join(sim.tagged_attributes[:10]) + (" ..." if len(sim.tagged_attributes) > 10 else "")
+        log(f"{name}: simulated interactions {sim.counts}; {len(sim.tagged_attributes)} attributes tagged ({shown})")
     result = train_retriever(
         model,
         train_graph,

@@ -70,10 +70,13 @@ def more_metadata(
     fractions: tuple[float, ...] = (1.0, 0.5),
     split: str = "test",
     seed: int = 0,
+    kinds: dict[str, str] | None = None,
+    tag_kinds: tuple[str, ...] = ("colour",),
 ) -> list[ExperimentRow]:
     """Recall on ``split``'s queries with no tags, then with the ``top`` most frequent attributes
-    tagged on every image (fraction 1.0) or a seeded share of images, then with every attribute an image
-    has tagged on it (the most a tagger could add)."""
+    tagged on every image (fraction 1.0) or a seeded share of images; then, where ``kinds`` (attribute
+    name -> kind) is given, every attribute of each of ``tag_kinds`` tagged (the kind the queries
+    change); then every attribute an image has (the most a tagger could add)."""
     queries, rows = _known(g.queries[split]), gallery_rows(g, split)
     ranked_attributes = attributes_by_frequency(truth, g.ids["Image"])
     n_images = len(g.ids["Image"])
@@ -94,6 +97,10 @@ def more_metadata(
                 image_rows = sorted(random.Random(seed).sample(image_rows, round(fraction * n_images)))
             share = "every image" if fraction >= 1.0 else f"{fraction:.0%} of images"
             out.append(tagged_row(f"top {top} tagged, {share}", ranked_attributes[:top], image_rows))
+    for kind in tag_kinds if kinds else ():
+        of_kind = [a for a in ranked_attributes if kinds.get(a) == kind]
+        if of_kind:
+            out.append(tagged_row(f"every {kind} tagged, every image", of_kind, list(range(n_images))))
     out.append(tagged_row("every attribute tagged, every image", ranked_attributes, list(range(n_images))))
     return out
 

@@ -147,7 +147,8 @@ def training_interactions(g: GraphTensors, truth: TruthMap, config: SimulationCo
     """
     train_rows = [i for i, s in enumerate(g.image_split) if s == "train"]
     ranked = attributes_by_frequency(truth, [g.ids["Image"][r] for r in train_rows])
-    tagged = ranked[config.tag_skip : config.tag_skip + config.tag_attributes]
+    stop = None if config.tag_attributes is None else config.tag_skip + config.tag_attributes
+    tagged = ranked[config.tag_skip : stop]
     tag_rows = train_rows
     if config.tag_share < 1.0:
         tag_rows = sorted(random.Random(config.seed).sample(train_rows, round(config.tag_share * len(train_rows))))

@@ -267,3 +267,17 @@ def update_base(
         out.captions = sorted(kept_captions, key=lambda c: c.id)
     out.seconds = time.perf_counter() - start
     return out
+
+
+_COMPOSED_QUERIES = """
+MATCH (c:Caption {split: $split})-[:MODIFIES]->(cand:Image)
+OPTIONAL MATCH (c)-[:TARGETS]->(t:Image)
+RETURN c.id AS id, c.text AS text, cand.id AS candidate, t.id AS target
+ORDER BY id
+"""
+
+
+def composed_queries(driver: Driver, split: str, database: str | None = None) -> list[CaptionRow]:
+    """The composed queries of one split (id order), with candidate and target."""
+    records, _, _ = driver.execute_query(_COMPOSED_QUERIES, split=split, database_=database)
+    return [CaptionRow(r["id"], r["text"], split, "", r["candidate"], r["target"]) for r in records]

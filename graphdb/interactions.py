@@ -60,6 +60,7 @@ __all__ = [
     "cypher_script",
     "like",
     "merge_attributes",
+    "remove_interactions",
     "remove_tag",
     "store_query",
     "tag_image",
@@ -319,6 +320,37 @@ def merge_attributes(driver: Driver, keep: str, drop: str, database: str | None 
         record = tx.run(cypher_script("merge_attributes"), keep=keep_name, drop=drop_name).single(strict=True)
         return {"HAS_ATTRIBUTE": record["has_attribute"], "USER_TAGGED": record["user_tagged"],
                 "MENTIONS": record["mentions"]}
+
+    return _write(driver, work, database=database)
+
+
+# --- undoing one user's interactions ---------------------------------------------------------------
+
+# Touched nodes are marked updated, so an incremental `tailor sync` sees the removal.
+_REMOVE_INTERACTIONS = """
+MATCH (s)-[r]->(d)
+WHERE type(r) IN $types AND r.who = $who
+SET s.updated_at = datetime(), d.updated_at = datetime()
+DELETE r
+RETURN count(r) AS removed
+"""
+_REMOVE_QUERIES = """
+MATCH (c:Caption {split: $split, who: $who})
+OPTIONAL MATCH (c)-[:MODIFIES]->(cand:Image)
+SET cand.updated_at = datetime()
+DETACH DELETE c
+RETURN count(DISTINCT c) AS removed
+"""
+
+
+def remove_interactions(driver: Driver, who: str, database: str | None = None) -> dict[str, int]:
+    """Delete every tag, like and stored query of ``who`` (one transaction); returns what went.
+    Attributes that tags created stay (other edges may use them)."""
+
+    def work(tx: ManagedTransaction) -> dict[str, int]:
+        edges = tx.run(_REMOVE_INTERACTIONS, types=["USER_TAGGED", *LIKE_TYPES], who=who).single(strict=True)
+        queries = tx.run(_REMOVE_QUERIES, split=QUERY_SPLIT, who=who).single(strict=True)
+        return {"relationships": edges["removed"], "queries": queries["removed"]}
 
     return _write(driver, work, database=database)
 

@@ -55,6 +55,7 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     liked = _json(env, "like", "--query", query_id, "--images", f"{ids[3]},{ids[4]}")
     assert liked["created"]["LIKED_WITH"] == 1 and liked["created"]["LIKED_FOR"] == 2
     assert liked["changed_images"] >= 2  # the liked images now receive messages
+    assert liked["refresh"] == "full"  # the first sync reads the base graph whole, later ones what changed
 
     after = _json(env, "search", "--image", candidate, "--text", text, "-k", "5")
     assert [r["id"] for r in after["results"]] != ids or after["results"] != found["results"]
@@ -64,6 +65,7 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
 
     tagged = _json(env, "tag", "that one has long sleeves", "--image", candidate)
     assert any(t["attribute"] == "long sleeves" for t in tagged["tags"])
+    assert tagged["refresh"] == "incremental" and tagged["changed_images"] >= 1
     counts, _, _ = empty_graph.execute_query(
         "MATCH (:Image {id: $id})-[t:USER_TAGGED]->(:Attribute {name: 'long sleeves'}) RETURN count(t) AS n",
         id=candidate)
@@ -78,4 +80,5 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     after_count, _, _ = empty_graph.execute_query("MATCH (n) RETURN count(n) AS n")
     assert after_count[0]["n"] == before[0]["n"] + 1  # the caption node, nothing deleted
 
-    _invoke(env, "sync")
+    assert "incremental:" in _invoke(env, "sync")  # the stored hostile query is the only change
+    assert "full:" in _invoke(env, "sync", "--full")

@@ -121,10 +121,15 @@ def test_a_model_trained_with_simulations_answers_interactions_without_retrainin
     assert run.meta["simulated"]["edges"]["USER_TAGGED"] > 0
     assert run.graph is g  # evaluation and publishing use the real graph, not the simulated one
 
-    rows = more_metadata(run.model, g, truth, tops=(3,), fractions=(1.0, 0.5))  # top 3: the article types
-    assert [r.name for r in rows][0] == "predicted attributes" and rows[0].edges == {}
-    assert rows[1].images_tagged == rows[1].edges["USER_TAGGED"] == len(g.ids["Image"])
-    assert rows[2].images_tagged == len(g.ids["Image"]) // 2
+    rows = more_metadata(run.model, g, truth, tops=(3,), fractions=(1.0, 0.5), kinds=dict(export.attributes))
+    by_name = {r.name: r for r in rows}  # top 3: the three article types, one per image
+    assert rows[0].name == "predicted attributes" and rows[0].edges == {}
+    n = len(g.ids["Image"])
+    assert by_name["top 3 tagged, every image"].images_tagged == by_name["top 3 tagged, every image"].edges[
+        "USER_TAGGED"] == n
+    assert by_name["top 3 tagged, 50% of images"].images_tagged == n // 2
+    assert by_name["every colour tagged, every image"].edges["USER_TAGGED"] == n  # one colour each
+    assert rows[-1].name == "every attribute tagged, every image"
     assert rows[-1].edges["USER_TAGGED"] == sum(len(v) for v in truth.values())
 
     result = likes(run.model, g, examples=10, liked_per_example=3)

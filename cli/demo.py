@@ -109,6 +109,7 @@ def _interact(ws: Workspace, engine, candidate: str, text: str) -> None:
         console.print(f"  ranks after the like: {[after.index(i) + 1 if i in after else '>10' for i in liked]}")
         tag_image(driver, candidate, "long sleeves", who="demo", phrase="that one has long sleeves")
         live.sync(driver)
+        live.flush()
         console.print(f"tagged {candidate} with 'long sleeves' (USER_TAGGED); the vocabulary now has "
                       f"{len(live.engine.bundle.attribute_names)} attributes")
         explanation = explain(driver, query_id, after[0])

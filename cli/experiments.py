@@ -14,7 +14,7 @@ import typer
 
 from cli.console import console, fail
 from cli.db import connect
-from cli.model import Epochs, Seed, _experiment_config, require_attribute_source
+from cli.model import ConfigFile, Epochs, Seed, _experiment_config, require_attribute_source
 from cli.options import DataDir, Uri, User
 from cli.pipeline import featurize_graph, read_graph
 from cli.workspace import Workspace
@@ -24,14 +24,14 @@ Out = Annotated[Path, typer.Option("--out", help="Folder for the JSON, Markdown 
 MODEL = "graph_predicted"
 
 
-def _trained(epochs: int | None, seed: int, uri, user, data_dir):
+def _trained(epochs: int | None, seed: int, config_file: Path | None, uri, user, data_dir):
     """The predicted-attribute graph model, its graph, the catalog attributes (the truth people tag)
     and each attribute's kind."""
     from gnn.experiment import fit_model, model_config
     from gnn.graph import build_graph_tensors
 
     ws = Workspace.default()
-    config = model_config(MODEL, _experiment_config(epochs, seed))
+    config = model_config(MODEL, _experiment_config(epochs, seed, config_file))
     with connect(uri, user, data_dir) as driver:
         export = read_graph(driver)
     require_attribute_source(export, MODEL)
@@ -46,12 +46,12 @@ def _trained(epochs: int | None, seed: int, uri, user, data_dir):
 
 @app.command("more-metadata")
 def more_metadata(out: Out = Path("out/more-metadata"), epochs: Epochs = None, seed: Seed = 0,
-                  uri: Uri = None, user: User = None, data_dir: DataDir = None) -> None:
+                  config_file: ConfigFile = None, uri: Uri = None, user: User = None, data_dir: DataDir = None) -> None:
     """Table 3: tag the top 5 / top 15 attributes by frequency on every image and on half of them."""
     from gnn.interaction_experiments import more_metadata as run_experiment
     from gnn.interaction_experiments import more_metadata_markdown, write_more_metadata
 
-    run, g, truth, kinds = _trained(epochs, seed, uri, user, data_dir)
+    run, g, truth, kinds = _trained(epochs, seed, config_file, uri, user, data_dir)
     with console.status("tagging and re-embedding (no training) ..."):
         rows = run_experiment(run.model, g, truth, seed=seed, kinds=kinds)
     n = len(g.queries["test"])
@@ -65,13 +65,13 @@ def more_metadata(out: Out = Path("out/more-metadata"), epochs: Epochs = None, s
 @app.command("likes")
 def likes(out: Out = Path("out/likes"), examples: Annotated[int, typer.Option(help="Simulated likes.")] = 1000,
           liked: Annotated[int, typer.Option(help="Images liked per example.")] = 10,
-          epochs: Epochs = None, seed: Seed = 0,
+          epochs: Epochs = None, seed: Seed = 0, config_file: ConfigFile = None,
           uri: Uri = None, user: User = None, data_dir: DataDir = None) -> None:
     """Table 4: each example likes the images nearest its target; recall and connection accuracy."""
     from gnn.interaction_experiments import likes as run_experiment
     from gnn.interaction_experiments import likes_markdown, write_likes
 
-    run, g, _, _ = _trained(epochs, seed, uri, user, data_dir)
+    run, g, _, _ = _trained(epochs, seed, config_file, uri, user, data_dir)
     with console.status("liking and re-embedding (no training) ..."):
         result = run_experiment(run.model, g, examples, liked, seed=seed)
     info = (f"{MODEL} ({run.checkpoint.name}); {result.examples:,} test queries each liking the {liked} test "

@@ -93,8 +93,10 @@ def tag(
         except UnknownNodeError as exc:
             raise fail(str(exc)) from exc
         report = live.sync(driver)
+    live.flush()
     out = {"image": image, "tags": written, "changed_images": report.changed_images,
-           "refresh_seconds": round(report.total, 3), "refresh": report.mode}
+           "refresh_seconds": round(report.total, 3), "save_seconds": round(report.save_seconds, 3),
+           "refresh": report.mode}
     if as_json:
         print_json(out)
         return
@@ -102,7 +104,7 @@ def tag(
         console.print(f"tagged {image} with [bold]{w['attribute']}[/] ({w['source']}"
                       + (", new attribute" if w["new_attribute"] else "") + ")")
     console.print(f"embeddings refreshed ({report.mode}): {report.changed_images} images changed "
-                  f"({report.total:.2f} s)")
+                  f"({report.total:.2f} s, then {report.save_seconds:.2f} s writing the index)")
 
 
 def like(
@@ -123,15 +125,16 @@ def like(
         except (UnknownNodeError, ValueError) as exc:
             raise fail(str(exc)) from exc
         report = live.sync(driver)
+    live.flush()
     out = {"query_id": query_id, "liked": ids, "created": result.counts,
            "changed_images": report.changed_images, "refresh_seconds": round(report.total, 3),
-           "refresh": report.mode}
+           "save_seconds": round(report.save_seconds, 3), "refresh": report.mode}
     if as_json:
         print_json(out)
         return
     console.print(f"liked {len(ids)} images for {query_id}: created {result.counts}")
     console.print(f"embeddings refreshed ({report.mode}): {report.changed_images} images changed "
-                  f"({report.total:.2f} s)")
+                  f"({report.total:.2f} s, then {report.save_seconds:.2f} s writing the index)")
 
 
 def explain_cmd(
@@ -166,9 +169,11 @@ def sync(
     live = LiveEngine(ws)
     with connect(uri, user, data_dir) as driver:
         report = live.sync(driver, full=full)
+    live.flush()
     console.print(f"{report.mode}: {report.changed_images} image embeddings changed, {report.new_attributes} new "
                   f"attributes; index updated in place ({report.total:.2f} s: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()) + ")")
+                  + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())
+                  + f"; then saved in {report.save_seconds:.2f} s)")
 
 
 def _extractor(ws: Workspace, vocabulary: list[str]):

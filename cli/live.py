@@ -13,18 +13,21 @@ import os
 import pickle
 import tempfile
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 import numpy as np
 from neo4j import Driver
 
 from cli.workspace import Workspace
+from graphdb.export import CaptionRow, GraphExport, ImageRow, TypedEdge
 
 # Timestamps are taken when a statement runs, not when it commits: re-read a little before the last
 # read so that a write in flight then is not missed (re-reading a change is harmless).
 SAFETY_MARGIN = timedelta(seconds=5)
-LIVE_FORMAT = "tailor.live/1"
+LIVE_FORMAT = "tailor.live/2"
 
 
 @dataclass
@@ -34,16 +37,36 @@ class SyncReport:
     mode: str  # "incremental" | "full" | "unchanged"
     changed_images: int = 0
     new_attributes: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # up to the changed ranking
+    save_seconds: float = 0.0  # writing bundle, index and base graph afterwards (see LiveEngine.flush)
 
     @property
     def total(self) -> float:
         return sum(self.seconds.values())
 
 
+def _pack(export) -> dict:
+    """A base export as tuples: pickles several times faster than the dataclass records."""
+    rows = {kind: attrgetter(*(f.name for f in fields(kind))) for kind in (ImageRow, CaptionRow, TypedEdge)}
+    return {"images": [rows[ImageRow](r) for r in export.images],
+            "captions": [rows[CaptionRow](c) for c in export.captions],
+            "attributes": export.attributes, "edges": [rows[TypedEdge](e) for e in export.edges]}
+
+
+def _unpack(state: dict) -> GraphExport:
+    return GraphExport(images=[ImageRow(*r) for r in state["images"]],
+                       captions=[CaptionRow(*c) for c in state["captions"]],
+                       attributes=state["attributes"], edges=[TypedEdge(*e) for e in state["edges"]])
+
+
 class LiveEngine:
     """The published model, bundle and index, plus what a refresh needs: image features (saved at
-    publish), text features (cache first, encoder on a miss) and the cached base graph."""
+    publish), text features (cache first, encoder on a miss) and the cached base graph.
+
+    A sync changes the in-memory engine (the next search sees it) and then writes the files in a
+    background thread, so the ranking changes without waiting for the disk; the next sync, and
+    :meth:`flush` (called by every command before it exits), wait for that write.
+    """
 
     def __init__(self, ws: Workspace):
         from cli.model import load_engine
@@ -59,6 +82,26 @@ class LiveEngine:
         blob = np.load(ws.index_dir / "image_features.npz", allow_pickle=False)
         self.image_features = dict(zip(blob["ids"].tolist(), blob["features"], strict=True))
         self.base, self.marker = self._load_state()
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-save")
+        self._pending: Future | None = None
+        self._last: SyncReport | None = None
+
+    def __enter__(self) -> LiveEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+        self._saver.shutdown()
+
+    def flush(self) -> float:
+        """Wait for the last sync's files to be written; returns how long that write took."""
+        if self._pending is None:
+            return 0.0
+        seconds = self._pending.result()  # re-raises a failed write
+        self._pending = None
+        if self._last is not None:
+            self._last.save_seconds = seconds
+        return seconds
 
     # --- the cached base graph -------------------------------------------------------------------
     @property
@@ -73,11 +116,11 @@ class LiveEngine:
             return None, None
         if state.get("format") != LIVE_FORMAT or state.get("version") != self.engine.bundle.version:
             return None, None
-        return state["base"], state["marker"]
+        return _unpack(state["base"]), state["marker"]
 
     def _save_state(self) -> None:
         """Atomically: a crash leaves the previous state, which a later sync brings up to date."""
-        state = {"format": LIVE_FORMAT, "version": self.engine.bundle.version, "base": self.base,
+        state = {"format": LIVE_FORMAT, "version": self.engine.bundle.version, "base": _pack(self.base),
                  "marker": self.marker}
         fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, prefix=".live.")
         with os.fdopen(fd, "wb") as fh:
@@ -92,21 +135,21 @@ class LiveEngine:
         Hand-written Cypher that does not set ``updated_at`` is seen only by a full sync.
         """
         from graphdb.export import export_base, server_time, update_base
-        from graphdb.interactions import changes_since
+        from graphdb.interactions import changed_nodes
 
+        self.flush()  # the previous sync's write must finish before the index changes again
         seconds: dict[str, float] = {}
         tick = time.perf_counter()
         mode = "full"
         base = None
         if not full and self.base is not None and self.marker is not None:
-            changes = changes_since(driver, self.marker)
-            until = changes["until"]
-            images, captions = changes["nodes"]["Image"], changes["nodes"]["Caption"]
-            if not images and not captions and not changes["nodes"]["Attribute"]:
+            changed = changed_nodes(driver, self.marker)
+            until = changed["until"]
+            if not any(changed[label] for label in ("Image", "Caption", "Attribute")):
                 self.marker = self._earlier(until)
                 seconds["read changes"] = time.perf_counter() - tick
                 return SyncReport("unchanged", seconds=seconds)
-            base = update_base(driver, self.base, images, captions)
+            base = update_base(driver, self.base, changed["Image"], changed["Caption"])
             mode = "incremental"
         if base is None:
             mode = "full"
@@ -115,12 +158,16 @@ class LiveEngine:
         seconds["read changes"] = time.perf_counter() - tick
         report = self._refresh(base, seconds)
         self.base, self.marker = base, self._earlier(until)
+        self._last = SyncReport(mode, len(report.changed_images), report.new_attributes, seconds)
+        self._pending = self._saver.submit(self._save)
+        return self._last
+
+    def _save(self) -> float:
         tick = time.perf_counter()
         self.engine.bundle.save(self.ws.bundle)
         self.engine.index.save(self.ws.faiss)
         self._save_state()
-        seconds["save"] = time.perf_counter() - tick
-        return SyncReport(mode, len(report.changed_images), report.new_attributes, seconds)
+        return time.perf_counter() - tick
 
     def _refresh(self, base, seconds: dict[str, float]):
         from gnn.refresh import base_features, refresh

@@ -19,6 +19,8 @@ TextModel = Annotated[str, typer.Option("--text-encoder", help="minilm (packaged
 Strict = Annotated[bool, typer.Option("--strict", help="A broken image is an error, not a report line.")]
 Epochs = Annotated[int | None, typer.Option("--epochs", help="Training budget (epochs; early stopping may end sooner).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for repeatable runs.")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help=(
+    'JSON overrides of the experiment config, e.g. {"simulation": {"enabled": false}} (see gnn/config.py).'))]
 
 
 def featurize(
@@ -39,10 +41,22 @@ def featurize(
         console.print(f"[yellow]failed[/] {failure.id}: {failure.source}: {failure.reason}")
 
 
-def _experiment_config(epochs: int | None, seed: int):
+def _experiment_config(epochs: int | None, seed: int, path: Path | None = None):
+    """Defaults, then the JSON file's overrides, then --epochs and --seed."""
+    import json
+
     from gnn.config import ExperimentConfig
 
-    config = ExperimentConfig()
+    overrides = {}
+    if path is not None:
+        try:
+            overrides = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise fail(f"{path}: {exc}") from exc
+    try:
+        config = ExperimentConfig.from_overrides(overrides)
+    except (ValueError, TypeError) as exc:
+        raise fail(f"{path}: {exc}") from exc
     config.train.seed = seed
     if epochs is not None:
         config.train.epochs = epochs
@@ -51,7 +65,7 @@ def _experiment_config(epochs: int | None, seed: int):
 
 def train(
     model: Annotated[str, typer.Option(help="graph_catalog | graph_predicted | graph_caption")] = "graph_catalog",
-    epochs: Epochs = None, seed: Seed = 0,
+    epochs: Epochs = None, seed: Seed = 0, config_file: ConfigFile = None,
     image_encoder: ImageModel = "efficientnet-lite0", text_encoder: TextModel = "minilm",
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
@@ -62,7 +76,7 @@ def train(
     if model not in GRAPH_SOURCES:
         raise fail(f"--model must be one of {', '.join(GRAPH_SOURCES)}")
     ws = Workspace.default()
-    config = model_config(model, _experiment_config(epochs, seed))
+    config = model_config(model, _experiment_config(epochs, seed, config_file))
     with connect(uri, user, data_dir) as driver:
         export = read_graph(driver)
         features = featurize_graph(export, ws, image_encoder, text_encoder)
@@ -89,7 +103,8 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", help="Folder for recall.json, recall.md, recall.png")] = Path("out/eval"),
     models: Annotated[str, typer.Option(help="Comma-separated models to report.")] = (
         "image_only,tirg,composeae,oracle,graph_catalog,graph_predicted"),
-    epochs: Epochs = None, seed: Seed = 0, per_group: Annotated[int, typer.Option(help="Balanced set cap.")] = 20,
+    epochs: Epochs = None, seed: Seed = 0, config_file: ConfigFile = None,
+    per_group: Annotated[int, typer.Option(help="Balanced set cap.")] = 20,
     image_encoder: ImageModel = "efficientnet-lite0", text_encoder: TextModel = "minilm",
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
@@ -101,7 +116,7 @@ def evaluate(
     if unknown:
         raise fail(f"unknown models {unknown}; choose from {', '.join(ALL_MODELS + ('graph_caption',))}")
     ws = Workspace.default()
-    config = _experiment_config(epochs, seed)
+    config = _experiment_config(epochs, seed, config_file)
     with connect(uri, user, data_dir) as driver:
         export = read_graph(driver)
     for name in names:

@@ -81,6 +81,20 @@ class ExperimentConfig:
         return asdict(self)
 
     @classmethod
+    def from_overrides(cls, overrides: dict[str, Any]) -> ExperimentConfig:
+        """The defaults with ``overrides`` (``{"simulation": {"enabled": false}}``) applied; an unknown
+        section or field is an error that names it."""
+        data = cls().to_dict()
+        for section, values in overrides.items():
+            if section not in data or not isinstance(values, dict):
+                raise ValueError(f"unknown config section {section!r} (known: {', '.join(data)})")
+            unknown = sorted(set(values) - set(data[section]))
+            if unknown:
+                raise ValueError(f"unknown field(s) {', '.join(unknown)} in config section {section!r}")
+            data[section].update(values)
+        return cls.from_dict(data)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
         def build(kind, values):
             names = {f.name for f in fields(kind)}

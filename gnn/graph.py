@@ -169,30 +169,36 @@ def build_graph_tensors(
 
     relations = relation_vocabulary(config)
     rel_id = {r: i for i, r in enumerate(relations)}
-    src, dst, typ = [], [], []
-    for e in export.edges:
-        name = _relation_of(e.relation, config)
-        forward, backward = rel_id.get(name), rel_id.get(f"{name}~rev")
-        if forward is None and backward is None:
+    pairs: dict[str, tuple[int, int]] = {}  # relation name -> (forward id, backward id); -1: not used
+    src, dst, fwd, bwd = [], [], [], []
+    for e in export.edges:  # the one per-edge Python loop: kept to lookups and appends
+        pair = pairs.get(e.relation)
+        if pair is None:
+            name = _relation_of(e.relation, config)
+            pair = pairs[e.relation] = (rel_id.get(name, -1), rel_id.get(f"{name}~rev", -1))
+        if pair == (-1, -1):
             continue  # a relation this model does not use (e.g. predicted edges in the catalog model)
         s = index[e.src_kind].get(e.src)
         d = index[e.dst_kind].get(e.dst)
         if s is None or d is None:
             continue
-        s += offsets[e.src_kind]
-        d += offsets[e.dst_kind]
-        if forward is not None:
-            src.append(s), dst.append(d), typ.append(forward)
-        if backward is not None:
-            src.append(d), dst.append(s), typ.append(backward)
+        src.append(s + offsets[e.src_kind])
+        dst.append(d + offsets[e.dst_kind])
+        fwd.append(pair[0])
+        bwd.append(pair[1])
+    s_t, d_t = torch.tensor(src, dtype=torch.long), torch.tensor(dst, dtype=torch.long)
+    f_t, b_t = torch.tensor(fwd, dtype=torch.long), torch.tensor(bwd, dtype=torch.long)
+    has_f, has_b = f_t >= 0, b_t >= 0
+    edge_index = torch.cat([torch.stack([s_t[has_f], d_t[has_f]]), torch.stack([d_t[has_b], s_t[has_b]])], dim=1)
+    edge_type = torch.cat([f_t[has_f], b_t[has_b]])
 
     tensors = GraphTensors(
         ids=ids,
         features={
             k: torch.as_tensor(np.ascontiguousarray(features[k]), dtype=torch.float32) for k in NODE_KINDS
         },
-        edge_index=torch.tensor([src, dst], dtype=torch.long).reshape(2, -1),
-        edge_type=torch.tensor(typ, dtype=torch.long),
+        edge_index=edge_index,
+        edge_type=edge_type,
         relations=relations,
         image_split=[r.split for r in export.images],
         image_title=[r.title for r in export.images],

@@ -87,11 +87,11 @@ def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.nda
     g = build_graph_tensors(export, features, config)
     bundle = build_bundle(engine.model, g, old.version, [r.image_path for r in export.images])
     new_final = bundle.image_layers[-1]
-    changed = []
-    for row, image_id in enumerate(bundle.image_ids):
-        before = old.image_row.get(image_id)
-        if before is None or (new_final[row] - old.image_layers[-1, before]).abs().max() > tolerance:
-            changed.append(row)
+    before = torch.tensor([old.image_row.get(i, -1) for i in bundle.image_ids], dtype=torch.long)
+    known = before >= 0
+    moved = torch.ones(len(before), dtype=torch.bool)  # new images count as changed
+    moved[known] = (new_final[known] - old.image_layers[-1][before[known]]).abs().amax(dim=1) > tolerance
+    changed = moved.nonzero().flatten().tolist()
     if changed:
         engine.index.add([bundle.image_ids[r] for r in changed], new_final[changed].numpy())
     new_attributes = len(set(bundle.attribute_names) - set(old.attribute_names))

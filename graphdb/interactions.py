@@ -56,6 +56,7 @@ __all__ = [
     "TagResult",
     "UnknownNodeError",
     "add_attribute",
+    "changed_nodes",
     "changes_since",
     "cypher_script",
     "like",
@@ -384,6 +385,16 @@ def _as_datetime(since: datetime | str) -> datetime:
     value = datetime.fromisoformat(since) if isinstance(since, str) else since
     # A naive time would become a LocalDateTime, which never compares with datetime(): read it as UTC.
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def changed_nodes(driver: Driver, since: datetime | str, database: str | None = None) -> dict[str, Any]:
+    """Only the nodes of :func:`changes_since` (what an incremental sync re-reads): ``{"Image": [ids],
+    "Caption": [ids], "Attribute": [names], "until": server time}``."""
+    with driver.session(database=database) as session:
+        record = session.execute_read(
+            lambda tx: tx.run(_CHANGED_NODES, since=_as_datetime(since)).single(strict=True))
+    return {"Image": record["images"], "Caption": record["captions"], "Attribute": record["attributes"],
+            "until": record["until"].to_native()}
 
 
 def changes_since(driver: Driver, since: datetime | str, database: str | None = None) -> dict[str, Any]:

@@ -205,6 +205,13 @@ RETURN c.id AS id, c.text AS text, coalesce(c.split, '') AS split, coalesce(c.gr
        cand.id AS candidate, [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS mentions
 """
 _COUNT_IMAGES = "MATCH (i:Image) RETURN count(i) AS n"
+# Which of the base's captions are still liked (a deleted query leaves no updated_at to find it by).
+_STILL_LIKED = """
+UNWIND $ids AS id
+MATCH (c:Caption {id: id})
+WHERE EXISTS { (:Image)-[:LIKED_FOR]->(c) }
+RETURN collect(c.id) AS ids
+"""
 _PRODUCT_SIDE = ("HAS_ATTRIBUTE:", *INTERACTION_TYPES)
 
 
@@ -223,9 +230,10 @@ def update_base(
 ) -> GraphExport | None:
     """``base`` (an :func:`export_base`) brought up to date for changed ``images`` and ``captions``.
 
-    Their base edges are re-read (so removed tags and merged attributes disappear, new ones appear)
-    and the attribute list is re-read whole (a few hundred rows). Returns ``None`` when the set of
-    images changed (a new catalog load): then only a full :func:`export_base` is right.
+    Their base edges are re-read (so removed tags and merged attributes disappear, new ones appear),
+    the attribute list is re-read whole (a few hundred rows), and the base's captions are checked to
+    still be liked (a deleted query leaves no node to mark). Returns ``None`` when the set of images
+    changed (a new catalog load): then only a full :func:`export_base` is right.
     """
     start = time.perf_counter()
     changed = {("Image", i) for i in images} | {("Caption", c) for c in captions}
@@ -235,6 +243,9 @@ def update_base(
             return None
         for r in session.run(_ATTRIBUTES):
             out.attributes[r["name"]] = r["kind"]
+        liked = set(session.run(_STILL_LIKED, ids=[c.id for c in base.captions]).single(strict=True)["ids"])
+        gone = {("Caption", c.id) for c in base.captions if c.id not in liked}
+        changed |= gone  # their edges are dropped and nothing is re-read for them
         kept_captions = [c for c in base.captions if ("Caption", c.id) not in changed]
         for e in base.edges:
             src_changed, dst_changed = (e.src_kind, e.src) in changed, (e.dst_kind, e.dst) in changed

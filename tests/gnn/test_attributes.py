@@ -306,3 +306,27 @@ def test_rejects_bad_input(data) -> None:
         fit_attributes(feats, splits, labels[:-1])
     with pytest.raises(ValueError, match="no train-split images"):
         fit_attributes(feats, ["test"] * len(splits), labels)
+
+
+def test_cross_fitted_training_predictions_are_as_noisy_as_test_predictions() -> None:
+    """A classifier that memorises its training images predicts them far better than test images; the
+    cross-fitted predictions of those images come from classifiers that never saw them."""
+    from gnn.attributes import cross_fitted_predictions
+
+    feats, splits, labels = synthetic(n=600, noise=1.2)
+    full = fit_attributes(feats, splits, labels, AttributeConfig(hidden=64, epochs=60, patience=None, batch_size=64))
+    plain = full.predict(feats, min_confidence=0.0)
+    cross = cross_fitted_predictions(feats, splits, labels, full, folds=3, min_confidence=0.0)
+
+    def colour_accuracy(preds, split: str) -> float:
+        rows = [i for i, s in enumerate(splits) if s == split]
+        return float(np.mean([next(p.name for p in preds[i] if p.kind == "colour") in labels[i]["colour"]
+                              for i in rows]))
+
+    memorised, held_out, test = colour_accuracy(plain, "train"), colour_accuracy(cross, "train"), colour_accuracy(
+        plain, "test")
+    assert memorised > test + 0.15  # the overfit the cross-fitting is for
+    assert abs(held_out - test) < 0.12 and held_out < memorised - 0.1
+    assert all(cross[i] == plain[i] for i, s in enumerate(splits) if s != "train")  # others: the full model
+    with pytest.raises(ValueError, match="folds"):
+        cross_fitted_predictions(feats, splits, labels, full, folds=1)

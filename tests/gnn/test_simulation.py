@@ -136,3 +136,13 @@ def test_a_model_trained_with_simulations_answers_interactions_without_retrainin
     assert result.examples == 10 and result.edges["LIKED_FOR"] == 30
     # The liked images reach the queries: their rankings move (no retraining, same weights).
     assert result.after != result.before or result.connection_accuracy_after != result.connection_accuracy_before
+
+
+def test_config_overrides_name_what_is_wrong() -> None:
+    config = ExperimentConfig.from_overrides({"simulation": {"enabled": False}, "train": {"epochs": 3}})
+    assert config.simulation.enabled is False and config.train.epochs == 3
+    assert config.simulation.like_examples == SimulationConfig().like_examples  # the rest stays default
+    with pytest.raises(ValueError, match="simulaton"):
+        ExperimentConfig.from_overrides({"simulaton": {}})
+    with pytest.raises(ValueError, match="epoch"):
+        ExperimentConfig.from_overrides({"train": {"epoch": 3}})

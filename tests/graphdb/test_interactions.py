@@ -24,9 +24,11 @@ from graphdb.interactions import (  # noqa: E402
     TagResult,
     UnknownNodeError,
     add_attribute,
+    changed_nodes,
     changes_since,
     like,
     merge_attributes,
+    remove_interactions,
     remove_tag,
     store_query,
     tag_image,
@@ -375,8 +377,8 @@ def test_update_base_after_each_kind_of_change_equals_a_fresh_export(empty_graph
 
     def current(since):
         nonlocal base
-        changed = changes_since(empty_graph, since)
-        updated = update_base(empty_graph, base, changed["nodes"]["Image"], changed["nodes"]["Caption"])
+        changed = changed_nodes(empty_graph, since)
+        updated = update_base(empty_graph, base, changed["Image"], changed["Caption"])
         assert updated is not None
         assert _comparable(updated) == _comparable(export_base(empty_graph))
         base = updated
@@ -397,6 +399,12 @@ def test_update_base_after_each_kind_of_change_equals_a_fresh_export(empty_graph
     merge_attributes(empty_graph, "blue", "red")  # every red edge moves; 'red' disappears
     marker = current(marker)
     assert "red" not in base.attributes
+    before = by_type(empty_graph)
+    assert remove_interactions(empty_graph, "ann") == {"relationships": 5, "queries": 1}
+    removed = before - by_type(empty_graph)
+    # ann's own likes, and with her query its MODIFIES, MENTIONS and bob's LIKED_FOR edges to it
+    assert removed == Counter({"LIKED_FOR": 4, "LIKED_FROM": 2, "LIKED_WITH": 1, "MODIFIES": 1, "MENTIONS": 2})
+    marker = current(marker)  # and the base follows the removal
 
 
 def test_update_base_refuses_when_the_catalog_changed(empty_graph):

@@ -82,39 +82,32 @@ def run_demo(catalog: Path | None = None, limit: int = DEMO_LIMIT, epochs: int =
         console.print(f"  picture: {path}")
 
     console.rule("interactions: a stored query, a like, a tag, an explanation")
-    _interact(ws, engine, test[0].candidate, test[0].text)
+    _interact(ws, test[0].candidate, test[0].text)
 
 
-def _interact(ws: Workspace, engine, candidate: str, text: str) -> None:
-    """The interactive loop on one query: answers change without retraining."""
-    import time
+def _interact(ws: Workspace, candidate: str, text: str) -> None:
+    """The interactive loop on one query, as `tailor query | like | tag | explain` run it: answers
+    change without retraining."""
+    from cli.session import InteractiveSession
 
-    from cli.live import LiveEngine
-    from graphdb.explain import explain
-    from graphdb.interactions import like, store_query, tag_image
-
-    live = LiveEngine(ws)
     with connect() as driver:
-        roles = live.engine.parse(text)
-        query_id = store_query(driver, candidate, text, roles, who="demo")
-        before = [i for i, _ in live.engine.search(candidate, text, k=10, roles=roles).hits]
+        session = InteractiveSession(ws, driver)
+        answer = session.query(candidate, text, k=10, who="demo")
+        query_id, before = answer["query_id"], [r["id"] for r in answer["results"]]
         liked = before[-2:]
-        start = time.perf_counter()
-        like(driver, query_id, liked, who="demo")
-        report = live.sync(driver)
-        after = [i for i, _ in live.engine.search(candidate, text, k=10, roles=roles).hits]
-        console.print(f"query {query_id}: liked {liked} (ranks {before.index(liked[0]) + 1} and 10); "
-                      f"{report.changed_images} embeddings refreshed ({report.mode}); like-to-new-ranking "
-                      f"{time.perf_counter() - start:.2f} s")
+        liked_out = session.like(query_id, liked, who="demo")
+        after = [r["id"] for r in session.query(candidate, text, k=10, who="demo")["results"]]
+        console.print(f"query {query_id}: liked {liked} (ranks 9 and 10); {liked_out['changed_images']} "
+                      f"embeddings refreshed ({liked_out['refresh']}) in {liked_out['refresh_seconds']:.2f} s, "
+                      f"then {liked_out['save_seconds']:.2f} s writing the index")
         console.print(f"  ranks after the like: {[after.index(i) + 1 if i in after else '>10' for i in liked]}")
-        tag_image(driver, candidate, "long sleeves", who="demo", phrase="that one has long sleeves")
-        live.sync(driver)
-        live.flush()
-        console.print(f"tagged {candidate} with 'long sleeves' (USER_TAGGED); the vocabulary now has "
-                      f"{len(live.engine.bundle.attribute_names)} attributes")
-        explanation = explain(driver, query_id, after[0])
+        tagged = session.tag("that one has long sleeves", candidate, who="demo")
+        console.print(f"tagged {candidate} with {[t['attribute'] for t in tagged['tags']]} (USER_TAGGED); "
+                      f"{tagged['changed_images']} embeddings refreshed in {tagged['refresh_seconds']:.2f} s")
+        why = session.explain(query_id, after[0])
+        session.close()
     console.print(f"why {after[0]} answers {query_id}:")
-    for fact in explanation.facts[:6]:
+    for fact in why["facts"][:6]:
         console.print(f"  - {fact}")
     console.print("Cypher for Neo4j Browser (style: cypher/browser-style.grass):")
-    console.print(explanation.browser_text(), markup=False, highlight=False)
+    console.print(why["browser"], markup=False, highlight=False)

@@ -1,15 +1,20 @@
 """The whole loop through the CLI on a real slice of myntra-small and a real Neo4j:
-load -> train -> search -> query -> like -> tag -> explain -> sync."""
+load -> train -> search -> query -> like -> tag -> explain -> sync, then the same over `tailor serve`."""
 
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
+from cli.serve import InteractionServer
+from cli.session import InteractiveSession
+from cli.workspace import Workspace
 
 pytestmark = pytest.mark.neo4j
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -82,3 +87,36 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
 
     assert "incremental:" in _invoke(env, "sync")  # the stored hostile query is the only change
     assert "full:" in _invoke(env, "sync", "--full")
+
+    # The same interactions over HTTP (`tailor serve`), with the engine loaded once.
+    server = InteractionServer(InteractiveSession(Workspace(tmp_path / "home"), empty_graph, background_save=True),
+                               port=0).start()
+    try:
+        status, answer = _http(server.port, "/query", {"image": candidate, "text": text, "k": 5, "who": "web"})
+        assert status == 200 and len(answer["results"]) == 5 and answer["query_id"].startswith("q-")
+        picks = [r["id"] for r in answer["results"][3:5]]
+        status, liked = _http(server.port, "/like", {"query_id": answer["query_id"], "images": picks, "who": "web"})
+        assert status == 200 and liked["refresh"] == "incremental" and liked["created"]["LIKED_FOR"] == 2
+        status, why = _http(server.port, f"/explain?query={answer['query_id']}&result={picks[0]}")
+        assert status == 200 and why["facts"]
+
+        before, _, _ = empty_graph.execute_query("MATCH ()-[r]->() RETURN count(r) AS n")
+        assert _http(server.port, "/query", {"image": candidate}) == (400, {"error": "missing field 'text'"})
+        assert _http(server.port, "/query", {"image": candidate, "text": "x", "k": "5"})[0] == 400
+        status, refused = _http(server.port, "/like", {"query_id": "no-such-query", "images": picks})
+        assert status == 422 and "no-such-query" in refused["error"]
+        after_bad, _, _ = empty_graph.execute_query("MATCH ()-[r]->() RETURN count(r) AS n")
+        assert after_bad[0]["n"] == before[0]["n"]  # refused requests wrote nothing
+    finally:
+        server.stop()
+
+
+def _http(port: int, path: str, body: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

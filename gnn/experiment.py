@@ -104,14 +104,14 @@ def fit_model(
         log(f"{name}: reusing {path.name} (best epoch {ckpt.meta.get('best_epoch')})")
         return ModelRun(name, model, g, ckpt.meta, reused=True, checkpoint=path)
     start = time.perf_counter()
-    train_graph, every_batch, simulated = g, None, {}
+    train_graph, liked, simulated = g, None, {}
     if simulate:
         if truth is None:
             raise ValueError(f"{name}: simulated interactions need the catalog attributes (truth)")
         sim = training_interactions(g, truth, config.simulation)
-        train_graph, every_batch = sim.graph, sim.liked_queries
+        train_graph, liked = sim.graph, sim.liked_queries
         simulated = {"edges": sim.counts, "tagged_attributes": sim.tagged_attributes,
-                     "liked_queries": len(every_batch) if every_batch is not None else 0}
+                     "liked_queries": len(liked) if liked is not None else 0}
         shown = ", ".join(sim.tagged_attributes[:10]) + (" ..." if len(sim.tagged_attributes) > 10 else "")
         log(f"{name}: simulated interactions {sim.counts}; {len(sim.tagged_attributes)} attributes tagged ({shown})")
     result = train_retriever(
@@ -124,7 +124,8 @@ def fit_model(
             f"train id_R@10 {e.train_id_r10:.1f} val id_R@10 "
             f"{e.val_id_r10:.1f} ({e.seconds:.1f} s)"
         ),
-        every_batch=every_batch,
+        extra=liked,
+        extra_per_batch=config.simulation.liked_per_batch,
     )
     meta = {
         "data": data,

@@ -129,7 +129,7 @@ def sample_queries(qs: QuerySet, n: int, seed: int) -> QuerySet:
 @dataclass
 class TrainingInteractions:
     """What a graph model trains with besides the real graph: simulated edges and the liked queries
-    (added to every batch so the LIKED_* weights see a gradient at every step)."""
+    (some join every batch so the LIKED_* weights see a gradient at every step)."""
 
     graph: GraphTensors
     liked_queries: QuerySet | None

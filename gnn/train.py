@@ -71,10 +71,11 @@ def train_retriever(
     config: TrainConfig,
     show_progress: bool = True,
     on_epoch: Callable[[EpochLog], None] | None = None,
-    every_batch: QuerySet | None = None,
+    extra: QuerySet | None = None,
+    extra_per_batch: int = 0,
 ) -> TrainResult:
-    """Train ``model`` on ``g``'s training queries; ``every_batch`` queries (e.g. the ones with simulated
-    likes, too few to matter otherwise) are added to every batch."""
+    """Train ``model`` on ``g``'s training queries. ``extra_per_batch`` queries drawn from ``extra`` (the
+    ones with simulated likes, too few to matter in the shuffle) join every batch."""
     generator = seed_everything(config.seed)
     train = _known(g.queries["train"], 10**9, config.seed)
     val = _known(g.queries["val"], config.max_val_queries, config.seed) if "val" in g.queries else None
@@ -94,10 +95,11 @@ def train_retriever(
             for b in range(steps):
                 rows = order[b * config.batch_size : (b + 1) * config.batch_size]
                 cand, cap, tgt = train.candidate[rows], train.caption[rows], train.target[rows]
-                if every_batch is not None:
-                    cand = torch.cat([cand, every_batch.candidate])
-                    cap = torch.cat([cap, every_batch.caption])
-                    tgt = torch.cat([tgt, every_batch.target])
+                if extra is not None and extra_per_batch > 0:
+                    pick = torch.randperm(len(extra), generator=generator)[:extra_per_batch]
+                    cand = torch.cat([cand, extra.candidate[pick]])
+                    cap = torch.cat([cap, extra.caption[pick]])
+                    tgt = torch.cat([tgt, extra.target[pick]])
                 # Only the batch's captions (and any that speak to other nodes) are encoded.
                 sub, cap = g.restrict_captions(cap)
                 state = model.encode(sub)

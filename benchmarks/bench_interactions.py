@@ -1,10 +1,12 @@
 """Interaction-to-effect latency: from an interaction's first write to the changed ranking.
 
-For each round: a test query is stored (``tailor query``'s write) and answered; then either two of its
-results are liked (``tailor like``) or its candidate is tagged (``tailor tag``); the clock runs from the
-like/tag write through the incremental sync (changed nodes re-read, one R-GCN pass, FAISS rows replaced)
-to the new ranking; bundle, index and base graph are written afterwards in the background (timed apart). It also times query answering, and the ``tailor like``
-command as a fresh process (which pays for Python, torch and the engine's files first).
+Measured on what `tailor serve` holds (an :class:`InteractiveSession`). For each round: a test query is
+stored, answered and explained (``tailor query``); two of its results are liked (``tailor like``), then its
+candidate is tagged from a sentence (``tailor tag``, attribute extraction included); the clock runs from
+the call through the write and the incremental sync (changed nodes re-read, one R-GCN pass, FAISS rows
+replaced) to the new ranking; bundle, index and base graph are written afterwards in the background (timed
+apart). It also times searches and queries, and the ``tailor like`` command as a fresh process (which pays
+for Python, torch and the engine's files first).
 
 Not a test: run it by hand on a workspace with a published model (``tailor train``)::
 
@@ -31,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from cli.db import connect  # noqa: E402
-from cli.live import LiveEngine  # noqa: E402
+from cli.session import InteractiveSession  # noqa: E402
 from cli.workspace import Workspace  # noqa: E402
 from graphdb.export import composed_queries  # noqa: E402
-from graphdb.interactions import like, remove_interactions, store_query, tag_image  # noqa: E402
+from graphdb.interactions import remove_interactions  # noqa: E402
 
 WHO = "bench"
 TAGS = ("long sleeves", "striped", "slim fit", "cotton", "round neck", "black", "white", "formal")
@@ -60,71 +62,82 @@ def main() -> None:
 
     ws = Workspace.default()
     rng = random.Random(args.seed)
-    tick = time.perf_counter()
-    live = LiveEngine(ws)
-    load_seconds = time.perf_counter() - tick
-    engine = live.engine
-    results: dict[str, object] = {"engine_load_s": load_seconds}
+    results: dict[str, object] = {}
     with connect() as driver:
+        tick = time.perf_counter()
+        session = InteractiveSession(ws, driver, background_save=True)  # what `tailor serve` holds
+        results["engine_load_s"] = time.perf_counter() - tick
+        engine = session.engine
         removed = remove_interactions(driver, WHO)  # a previous interrupted run
-        first = live.sync(driver, full=True)
-        print(f"engine loaded in {load_seconds:.2f} s; full sync {first.total:.2f} s "
-              f"({', '.join(f'{k} {v:.2f}' for k, v in first.seconds.items())}); leftovers removed: {removed}")
+        first = session.sync(full=True)
+        session.live.flush()
+        session.tag("warm-up: it is cotton", next(iter(engine.bundle.image_row)), who=WHO)  # the tagger loads once
+        print(f"engine loaded in {results['engine_load_s']:.2f} s; full sync {first['refresh_seconds']:.2f} s; "
+              f"leftovers removed: {removed}")
         queries = [q for q in composed_queries(driver, "test") if q.candidate in engine.bundle.image_row]
         rounds = rng.sample(queries, min(args.rounds, len(queries)))
 
-        search_s, like_s, tag_s, changed = [], [], [], {"like": 0, "tag": 0}
+        def ranking(q) -> list[str]:
+            with session.lock:
+                return [i for i, _ in engine.search(q.candidate, q.text, 10).hits]
+
+        search_s, query_s, like_s, tag_s, changed = [], [], [], [], {"like": 0, "tag": 0}
         parts: dict[str, list[float]] = {}
         for n, q in enumerate(rounds):
-            roles = engine.parse(q.text)
-            query_id = store_query(driver, q.candidate, q.text, roles, who=WHO)
             start = time.perf_counter()
-            before = [i for i, _ in engine.search(q.candidate, q.text, 10, roles=roles).hits]
+            ranking(q)
             search_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            answer = session.query(q.candidate, q.text, 10, who=WHO)
+            query_s.append(time.perf_counter() - start)
+            before = [r["id"] for r in answer["results"]]
 
             start = time.perf_counter()
-            like(driver, query_id, before[8:10], who=WHO)
-            written = time.perf_counter()
-            report = live.sync(driver)
-            after = [i for i, _ in engine.search(q.candidate, q.text, 10, roles=roles).hits]
+            out = session.like(answer["query_id"], before[8:10], who=WHO)
+            after = ranking(q)
             like_s.append(time.perf_counter() - start)
-            live.flush()  # the files are written after the ranking changed; not part of the latency
-            parts.setdefault("like: write", []).append(written - start)
-            for k, v in report.seconds.items():
+            saved = session.live.flush()  # the files are written after the ranking changed: not in the latency
+            parts.setdefault("like: write and new search", []).append(like_s[-1] - out["refresh_seconds"])
+            for k, v in out["seconds"].items():
                 parts.setdefault(f"like: {k}", []).append(v)
-            parts.setdefault("like: save afterwards (background)", []).append(report.save_seconds)
+            parts.setdefault("like: save afterwards (background)", []).append(saved)
             changed["like"] += after != before
 
             before = after
             start = time.perf_counter()
-            tag_image(driver, q.candidate, rng.choice(TAGS), who=WHO, phrase="benchmark")
-            report = live.sync(driver)
-            after = [i for i, _ in engine.search(q.candidate, q.text, 10, roles=roles).hits]
+            out = session.tag(f"that one is {rng.choice(TAGS)}", q.candidate, who=WHO)  # extraction included
+            after = ranking(q)
             tag_s.append(time.perf_counter() - start)
-            live.flush()
+            session.live.flush()
             changed["tag"] += after != before
-            print(f"round {n + 1}/{len(rounds)}: like {1000 * like_s[-1]:.0f} ms, tag {1000 * tag_s[-1]:.0f} ms "
-                  f"({report.mode}, {report.changed_images} images changed)", flush=True)
+            print(f"round {n + 1}/{len(rounds)}: query {1000 * query_s[-1]:.0f} ms, like {1000 * like_s[-1]:.0f} ms, "
+                  f"tag {1000 * tag_s[-1]:.0f} ms ({out['refresh']}, {out['changed_images']} images changed)",
+                  flush=True)
 
         cli_s = []
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         for q in rounds[: args.cli]:
-            query_id = store_query(driver, q.candidate, q.text, engine.parse(q.text), who=WHO)
-            hits = [i for i, _ in engine.search(q.candidate, q.text, 10).hits]
+            answer = session.query(q.candidate, q.text, 10, who=WHO)
+            hits = [r["id"] for r in answer["results"]]
+            session.close()  # the command below must see this process's last write
             start = time.perf_counter()
-            out = subprocess.run(["tailor", "like", "--query", query_id, "--images", ",".join(hits[6:8]),
+            out = subprocess.run(["tailor", "like", "--query", answer["query_id"], "--images", ",".join(hits[6:8]),
                                   "--who", WHO, "--json"], capture_output=True, text=True, env=env, check=True)
             cli_s.append(time.perf_counter() - start)
             reported = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"tailor like (fresh process): {cli_s[-1]:.2f} s, of which refresh "
                   f"{reported['refresh_seconds']:.2f} s ({reported['refresh']})", flush=True)
+            session = InteractiveSession(ws, driver, background_save=True)
+            engine = session.engine
 
         cleaned = remove_interactions(driver, WHO)
-        restored = live.sync(driver)
-        print(f"removed {cleaned}; index synced back ({restored.mode}, {restored.total:.2f} s)")
+        restored = session.sync()
+        session.close()
+        print(f"removed {cleaned}; index synced back ({restored['refresh']}, {restored['refresh_seconds']:.2f} s)")
 
     print()
-    print(summary("query answered (text -> top 10)", search_s))
+    print(summary("search (text -> top 10)", search_s))
+    print(summary("query stored, answered, reasons", query_s))
     print(summary("like -> changed ranking", like_s))
     print(summary("tag -> changed ranking", tag_s))
     for name, values in parts.items():
@@ -135,6 +148,7 @@ def main() -> None:
     results.update({
         "rounds": len(rounds),
         "search_ms": {"p50": 1000 * pct(search_s, 50), "p95": 1000 * pct(search_s, 95)},
+        "query_ms": {"p50": 1000 * pct(query_s, 50), "p95": 1000 * pct(query_s, 95)},
         "like_ms": {"p50": 1000 * pct(like_s, 50), "p95": 1000 * pct(like_s, 95)},
         "tag_ms": {"p50": 1000 * pct(tag_s, 50), "p95": 1000 * pct(tag_s, 95)},
         "parts_ms_p50": {k: 1000 * statistics.median(v) for k, v in parts.items()},

@@ -3,8 +3,8 @@
 Glue between graphdb/ (what changed) and gnn/ (recompute embeddings, update FAISS in place). The base
 graph that image and attribute embeddings depend on is cached in ``$TAILOR_HOME/index/live.pkl`` with
 the server time it was read at; a sync re-reads only the images and captions whose ``updated_at``
-moved since then (:func:`graphdb.interactions.changes_since`), so an interaction costs a few small
-indexed reads, one R-GCN pass over the base graph and the changed FAISS rows.
+moved since then (:func:`graphdb.interactions.changed_nodes`, :func:`graphdb.export.update_base`), so an
+interaction costs a few small indexed reads, one R-GCN pass over the base graph and the changed FAISS rows.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class LiveEngine:
 
     A sync changes the in-memory engine (the next search sees it) and then writes the files in a
     background thread, so the ranking changes without waiting for the disk; the next sync, and
-    :meth:`flush` (called by every command before it exits), wait for that write.
+    :meth:`flush` and :meth:`close` (called by every command before it exits), wait for that write.
     """
 
     def __init__(self, ws: Workspace):
@@ -86,10 +86,8 @@ class LiveEngine:
         self._pending: Future | None = None
         self._last: SyncReport | None = None
 
-    def __enter__(self) -> LiveEngine:
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
+        """Wait for the last write and stop the writer thread."""
         self.flush()
         self._saver.shutdown()
 

@@ -35,6 +35,8 @@ def explain_result(driver: Driver, query_id: str, result_id: str) -> dict[str, A
 
 
 class InteractiveSession:
+    """The interactions on the published model, each returning a JSON-ready dict (see module doc)."""
+
     def __init__(self, ws: Workspace, driver: Driver, background_save: bool = False):
         """``background_save``: return as soon as the ranking changed and write the index files after
         (a server); otherwise wait for them, so a command's files are complete when it exits."""
@@ -44,6 +46,7 @@ class InteractiveSession:
         self.background_save = background_save
         self.lock = threading.RLock()
         self._extractor = None
+        self._extractor_lock = threading.Lock()  # flair taggers are not meant for concurrent calls
 
     @property
     def engine(self):
@@ -51,7 +54,7 @@ class InteractiveSession:
 
     def close(self) -> None:
         with self.lock:
-            self.live.flush()
+            self.live.close()
 
     # --- interactions ------------------------------------------------------------------------------
     def query(self, image: str, text: str, k: int = 10, who: str = "cli") -> dict[str, Any]:
@@ -96,7 +99,8 @@ class InteractiveSession:
 
         with self.lock:
             vocabulary = list(self.engine.bundle.attribute_names)
-        found = self.extractor(vocabulary).extract(sentence, vocabulary=vocabulary)
+        with self._extractor_lock:
+            found = self.extractor(vocabulary).extract(sentence, vocabulary=vocabulary)
         if not found:
             raise InteractionError(f"no attribute found in {sentence!r}; nothing written")
         written = []

@@ -20,7 +20,7 @@ from graphdb.stats import graph_summary
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 DEMO_LIMIT = 2000
-DEMO_EPOCHS = 30
+DEMO_EPOCHS = 80
 
 
 def run_demo(catalog: Path | None = None, limit: int = DEMO_LIMIT, epochs: int = DEMO_EPOCHS,
@@ -96,7 +96,7 @@ def _interact(ws: Workspace, candidate: str, text: str) -> None:
         query_id, before = answer["query_id"], [r["id"] for r in answer["results"]]
         liked = before[-2:]
         liked_out = session.like(query_id, liked, who="demo")
-        after = [r["id"] for r in session.query(candidate, text, k=10, who="demo")["results"]]
+        after = [r["id"] for r in liked_out["results"]]  # the same query, hearing its liked images
         console.print(f"query {query_id}: liked {liked} (ranks 9 and 10); {liked_out['changed_images']} "
                       f"embeddings refreshed ({liked_out['refresh']}) in {liked_out['refresh_seconds']:.2f} s, "
                       f"then {liked_out['save_seconds']:.2f} s writing the index")

@@ -104,6 +104,10 @@ def like(
         return
     console.print(f"liked {len(ids)} images for {query_id}: created {out['created']}")
     console.print(_refreshed(out))
+    console.print("the query answered again:")
+    for n, r in enumerate(out["results"], 1):
+        mark = "  <- liked" if r["id"] in ids else ""
+        console.print(f"{n:>3}. {r['id']:>8} {r['score']:.3f} {r['title']}{mark}")
 
 
 def explain_cmd(

@@ -83,15 +83,34 @@ class InteractiveSession:
                           "mentioned": list(roles.mentioned)},
                 "results": results, "seconds": round(time.perf_counter() - start, 4)}
 
-    def like(self, query_id: str, images: list[str], who: str = "cli") -> dict[str, Any]:
-        """I like that: liked images linked to each other, the query's caption and its candidate."""
+    def like(self, query_id: str, images: list[str], who: str = "cli", k: int = 10) -> dict[str, Any]:
+        """I like that: liked images linked to each other, the query's caption and its candidate; then
+        the query answered again, hearing its liked images (``results``)."""
         from graphdb.interactions import UnknownNodeError, like
 
         try:
             result = like(self.driver, query_id, images, who=who)
         except (UnknownNodeError, ValueError) as exc:
             raise InteractionError(str(exc)) from exc
-        return {"query_id": query_id, "liked": list(images), "created": result.counts, **self._sync()}
+        synced = self._sync()
+        return {"query_id": query_id, "liked": list(images), "created": result.counts, **synced,
+                "results": self.answer(query_id, k)}
+
+    def answer(self, query_id: str, k: int = 10) -> list[dict[str, Any]]:
+        """A stored query answered again with what the graph knows now, its likes included."""
+        from graphdb.interactions import UnknownNodeError, stored_query
+
+        try:
+            stored = stored_query(self.driver, query_id)
+        except UnknownNodeError as exc:
+            raise InteractionError(str(exc)) from exc
+        with self.lock:
+            if stored.candidate not in self.engine.bundle.image_row:
+                raise InteractionError(f"query {query_id!r}: its candidate {stored.candidate!r} is not in the "
+                                       "published index")
+            hits = self.engine.search(stored.candidate, stored.text, k, liked=stored.liked).hits
+            b = self.engine.bundle
+            return [{"id": i, "score": score, "title": b.image_titles[b.image_row[i]]} for i, score in hits]
 
     def tag(self, sentence: str, image: str, who: str = "cli") -> dict[str, Any]:
         """More metadata: the attributes a sentence names, linked to the image (USER_TAGGED)."""

@@ -70,6 +70,7 @@ class SimulationConfig:
     # after likes +6.5 points; +11.8 with these defaults). All 2,000 in every batch gave +16.4 but cost
     # the catalog model 4 points of R@10, so that is an option (configs/all-likes-per-batch.json).
     like_examples: int = 2000
+    like_share: float = 0.06  # at most this share of the training queries (2,000 is 6% of myntra-small's)
     liked_per_batch: int = 256
     liked_per_example: int = 10  # liked images: those nearest the target by image features
     seed: int = 0

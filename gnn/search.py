@@ -121,14 +121,22 @@ class QueryEngine:
         return parse_relative_caption(text, self.vocabulary)
 
     @torch.no_grad()
-    def query_vector(self, candidate: str, text: str, roles: CaptionRoles) -> tuple[np.ndarray, np.ndarray]:
-        """(composed query, caption embedding) for a candidate image id and a relative caption."""
+    def query_vector(
+        self, candidate: str, text: str, roles: CaptionRoles, liked: tuple[str, ...] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(composed query, caption embedding) for a candidate image id and a relative caption.
+
+        ``liked``: images liked for this query (a stored one); the caption hears them through LIKED_FOR,
+        as it does in the graph, so "I like that" re-ranks the query it was said about."""
         if candidate not in self.bundle.image_row:
             raise KeyError(f"unknown image id {candidate!r}")
         row = self.bundle.image_row[candidate]
         feature = torch.from_numpy(np.asarray(self.text_encoder.encode_texts([text])[0], dtype=np.float32))
         neighbours: dict[int, list[torch.Tensor]] = {}
         neighbours[self.rel["MODIFIES~rev"]] = list(self.bundle.image_layers[:, row : row + 1])
+        liked_rows = [self.bundle.image_row[i] for i in liked if i in self.bundle.image_row]
+        if liked_rows and "LIKED_FOR" in self.rel:
+            neighbours[self.rel["LIKED_FOR"]] = list(self.bundle.image_layers[:, liked_rows])
         for role in ROLES:
             names = [a for a in getattr(roles, role) if a in self.bundle.attribute_row]
             rel = self.rel.get(f"MENTIONS:{role}~rev", self.rel.get("MENTIONS:any~rev"))
@@ -143,10 +151,11 @@ class QueryEngine:
         return F.normalize(composed, dim=-1)[0].numpy(), caption.numpy()
 
     def search(
-        self, candidate: str, text: str, k: int = 10, roles: CaptionRoles | None = None
+        self, candidate: str, text: str, k: int = 10, roles: CaptionRoles | None = None,
+        liked: tuple[str, ...] = (),
     ) -> QueryResult:
         start = time.perf_counter()
         roles = roles or self.parse(text)
-        vector, caption = self.query_vector(candidate, text, roles)
+        vector, caption = self.query_vector(candidate, text, roles, liked)
         hits = self.index.search(vector[None], k, exclude=[candidate])[0]
         return QueryResult(candidate, text, roles, hits, time.perf_counter() - start, caption)

@@ -141,9 +141,9 @@ def training_interactions(g: GraphTensors, truth: TruthMap, config: SimulationCo
     """Simulated interactions on the training split only (images and queries).
 
     Tags: the attributes ranked ``tag_skip`` .. ``tag_skip + tag_attributes`` by frequency on training
-    images, on the ``tag_share`` of training images (seeded) that have them. Likes: ``like_examples`` training queries, each
-    liking the ``liked_per_example`` training images nearest to its target by image features (the
-    model's own embedding does not exist yet).
+    images, on the ``tag_share`` of training images (seeded) that have them. Likes: ``like_examples``
+    training queries (at most ``like_share`` of them), each liking the ``liked_per_example`` training
+    images nearest to its target by image features (the model's own embedding does not exist yet).
     """
     train_rows = [i for i, s in enumerate(g.image_split) if s == "train"]
     ranked = attributes_by_frequency(truth, [g.ids["Image"][r] for r in train_rows])
@@ -155,7 +155,9 @@ def training_interactions(g: GraphTensors, truth: TruthMap, config: SimulationCo
     batch = tag_edges(g, truth, tagged, tag_rows)
     liked_queries = None
     if config.like_examples > 0 and "train" in g.queries:
-        liked_queries = sample_queries(g.queries["train"], config.like_examples, config.seed)
+        # A small catalog must not learn that most queries come with likes (they leak the target).
+        examples = min(config.like_examples, max(1, round(config.like_share * len(g.queries["train"]))))
+        liked_queries = sample_queries(g.queries["train"], examples, config.seed)
         pool = torch.tensor(train_rows, dtype=torch.long)
         liked = nearest_images(
             g.features["Image"], liked_queries.target, pool, config.liked_per_example, liked_queries.candidate

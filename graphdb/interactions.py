@@ -64,6 +64,7 @@ __all__ = [
     "remove_interactions",
     "remove_tag",
     "store_query",
+    "stored_query",
     "tag_image",
 ]
 
@@ -166,6 +167,32 @@ def store_query(driver: Driver, candidate_id: str, text: str, roles: CaptionRole
 
     _write(driver, work, database=database)
     return caption_id
+
+
+_STORED_QUERY = """
+MATCH (c:Caption {id: $query_id})
+RETURN c.text AS text, [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates,
+       [(i:Image)-[:LIKED_FOR]->(c) | i.id] AS liked
+"""
+
+
+@dataclass(frozen=True)
+class StoredQuery:
+    id: str
+    text: str
+    candidate: str
+    liked: tuple[str, ...]  # images liked for it, by anyone (sorted, once each)
+
+
+def stored_query(driver: Driver, query_id: str, database: str | None = None) -> StoredQuery:
+    """A stored query's text, candidate and liked images (to answer it again after likes)."""
+    records, _, _ = driver.execute_query(_STORED_QUERY, query_id=query_id, database_=database)
+    if not records:
+        raise UnknownNodeError(f"unknown query id {query_id!r}")
+    r = records[0]
+    if not r["candidates"]:
+        raise UnknownNodeError(f"query {query_id!r} modifies no image, so it has no candidate")
+    return StoredQuery(query_id, r["text"], sorted(r["candidates"])[0], tuple(sorted(set(r["liked"]))))
 
 
 # --- more metadata ---------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     assert liked["created"]["LIKED_WITH"] == 1 and liked["created"]["LIKED_FOR"] == 2
     assert liked["changed_images"] >= 2  # the liked images now receive messages
     assert liked["refresh"] == "full"  # the first sync reads the base graph whole, later ones what changed
+    assert len(liked["results"]) == 10 and candidate not in {r["id"] for r in liked["results"]}  # asked again
 
     after = _json(env, "search", "--image", candidate, "--text", text, "-k", "5")
     assert [r["id"] for r in after["results"]] != ids or after["results"] != found["results"]

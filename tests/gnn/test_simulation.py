@@ -86,7 +86,8 @@ def test_nearest_images_leave_out_the_target_and_the_candidate() -> None:
 
 def test_training_interactions_touch_only_training_data_and_untested_attributes(graph) -> None:
     _, g, truth = graph
-    config = SimulationConfig(tag_skip=2, tag_attributes=3, tag_share=1.0, like_examples=5, liked_per_example=3)
+    config = SimulationConfig(tag_skip=2, tag_attributes=3, tag_share=1.0, like_examples=5,
+                              like_share=1.0, liked_per_example=3)
     sim = training_interactions(g, truth, config)
     ranked = attributes_by_frequency(truth, [i for i, s in zip(g.ids["Image"], g.image_split, strict=True)
                                             if s == "train"])
@@ -99,6 +100,8 @@ def test_training_interactions_touch_only_training_data_and_untested_attributes(
                 if node < g.offsets["Caption"]:
                     assert g.image_split[node] == "train"
     assert set(sim.liked_queries.ids) <= set(g.queries["train"].ids) and len(sim.liked_queries) == 5
+    capped = training_interactions(g, truth, SimulationConfig(like_examples=2000, like_share=0.1))
+    assert len(capped.liked_queries) == round(0.1 * len(g.queries["train"]))  # a small catalog: a share
     # The liked queries' captions speak to images, so every training step keeps them in the graph.
     assert set(sim.liked_queries.caption.tolist()) <= set(sim.graph.speaking_captions().tolist())
 
@@ -113,7 +116,7 @@ def test_connection_accuracy_counts_queries_with_a_second_liked_image() -> None:
 def test_a_model_trained_with_simulations_answers_interactions_without_retraining(graph, tmp_path) -> None:
     export, g, truth = graph
     config = ExperimentConfig(train=TrainConfig(epochs=15, batch_size=64, negatives=32, patience=15, lr=1e-2),
-                              simulation=SimulationConfig(tag_skip=0, tag_attributes=3, like_examples=20,
+                              simulation=SimulationConfig(tag_skip=0, tag_attributes=3, like_examples=20, like_share=1.0,
                                                           liked_per_example=3))
     config.model.hidden = 32
     config = model_config("graph_catalog", config)

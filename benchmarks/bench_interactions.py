@@ -82,6 +82,7 @@ def main() -> None:
                 return [i for i, _ in engine.search(q.candidate, q.text, 10).hits]
 
         search_s, query_s, like_s, tag_s, changed = [], [], [], [], {"like": 0, "tag": 0}
+        liked_ranks: list[int] = []  # where the liked images (ranks 9 and 10) are after the like
         parts: dict[str, list[float]] = {}
         for n, q in enumerate(rounds):
             start = time.perf_counter()
@@ -93,9 +94,11 @@ def main() -> None:
             before = [r["id"] for r in answer["results"]]
 
             start = time.perf_counter()
-            out = session.like(answer["query_id"], before[8:10], who=WHO)  # returns the query answered again
-            after = [r["id"] for r in out["results"]]
+            out = session.like(answer["query_id"], before[8:10], who=WHO, k=50)  # the query answered again
+            after = [r["id"] for r in out["results"]][:10]
             like_s.append(time.perf_counter() - start)
+            ranked = [r["id"] for r in out["results"]]
+            liked_ranks += [ranked.index(i) + 1 if i in ranked else 51 for i in before[8:10]]
             saved = session.live.flush()  # the files are written after the ranking changed: not in the latency
             parts.setdefault("like: write and the query answered again", []).append(
                 like_s[-1] - out["refresh_seconds"])
@@ -146,6 +149,9 @@ def main() -> None:
     if cli_s:
         print(summary("`tailor like` as a new process", cli_s))
     print(f"rankings changed: after {changed['like']}/{len(rounds)} likes, {changed['tag']}/{len(rounds)} tags")
+    up = sum(1 for n, r in enumerate(liked_ranks) if r < (9 if n % 2 == 0 else 10))
+    print(f"liked images (ranks 9 and 10 before): {up}/{len(liked_ranks)} moved up, median rank after "
+          f"{statistics.median(liked_ranks):g} (51 = not in the top 50)")
     results.update({
         "rounds": len(rounds),
         "search_ms": {"p50": 1000 * pct(search_s, 50), "p95": 1000 * pct(search_s, 95)},
@@ -155,6 +161,7 @@ def main() -> None:
         "parts_ms_p50": {k: 1000 * statistics.median(v) for k, v in parts.items()},
         "cli_like_s": {"p50": pct(cli_s, 50), "max": max(cli_s)} if cli_s else None,
         "rankings_changed": changed,
+        "liked_ranks_after": liked_ranks,
     })
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

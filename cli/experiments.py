@@ -14,7 +14,7 @@ import typer
 
 from cli.console import console, fail
 from cli.db import connect
-from cli.model import ConfigFile, Epochs, Seed, _experiment_config, require_attribute_source
+from cli.model import ConfigFile, Epochs, Seed, experiment_config, require_attribute_source
 from cli.options import DataDir, Uri, User
 from cli.pipeline import featurize_graph, read_graph
 from cli.workspace import Workspace
@@ -31,7 +31,7 @@ def _trained(epochs: int | None, seed: int, config_file: Path | None, uri, user,
     from gnn.graph import build_graph_tensors
 
     ws = Workspace.default()
-    config = model_config(MODEL, _experiment_config(epochs, seed, config_file))
+    config = model_config(MODEL, experiment_config(epochs, seed, config_file))
     with connect(uri, user, data_dir) as driver:
         export = read_graph(driver)
     require_attribute_source(export, MODEL)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from cli.db import connect
 from cli.options import DataDir, Uri, User
 from cli.pipeline import featurize_graph, publish, read_graph
 from cli.workspace import Workspace
+
+if TYPE_CHECKING:
+    from gnn.config import ExperimentConfig
 
 ImageModel = Annotated[str, typer.Option("--image-encoder", help="efficientnet-lite0 (offline) | resnet18")]
 TextModel = Annotated[str, typer.Option("--text-encoder", help="minilm (packaged) | a sentence-transformers name/path")]
@@ -41,7 +44,7 @@ def featurize(
         console.print(f"[yellow]failed[/] {failure.id}: {failure.source}: {failure.reason}")
 
 
-def _experiment_config(epochs: int | None, seed: int, path: Path | None = None):
+def experiment_config(epochs: int | None, seed: int, path: Path | None = None) -> ExperimentConfig:
     """Defaults, then the JSON file's overrides, then --epochs and --seed."""
     import json
 
@@ -76,7 +79,7 @@ def train(
     if model not in GRAPH_SOURCES:
         raise fail(f"--model must be one of {', '.join(GRAPH_SOURCES)}")
     ws = Workspace.default()
-    config = model_config(model, _experiment_config(epochs, seed, config_file))
+    config = model_config(model, experiment_config(epochs, seed, config_file))
     with connect(uri, user, data_dir) as driver:
         export = read_graph(driver)
         features = featurize_graph(export, ws, image_encoder, text_encoder)
@@ -116,7 +119,7 @@ def evaluate(
     if unknown:
         raise fail(f"unknown models {unknown}; choose from {', '.join(ALL_MODELS + ('graph_caption',))}")
     ws = Workspace.default()
-    config = _experiment_config(epochs, seed, config_file)
+    config = experiment_config(epochs, seed, config_file)
     with connect(uri, user, data_dir) as driver:
         export = read_graph(driver)
     for name in names:

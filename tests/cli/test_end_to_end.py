@@ -111,6 +111,18 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     finally:
         server.stop()
 
+    # The paper's interaction experiments, one command each, on attributes predicted from the pixels.
+    _invoke(env, "attributes", "train", "--epochs", "5")
+    _invoke(env, "attributes", "predict", "--folds", "2")
+    report = tmp_path / "experiments"
+    _invoke(env, "experiment", "likes", "--epochs", "1", "--examples", "20", "--out", str(report))
+    likes = json.loads((report / "likes.json").read_text())
+    assert likes["examples"] == 20 and likes["edges"]["LIKED_FOR"] == 200 and (report / "likes.png").exists()
+    _invoke(env, "experiment", "more-metadata", "--epochs", "1", "--out", str(report))
+    rows = json.loads((report / "more_metadata.json").read_text())["rows"]
+    assert [r["name"] for r in rows][:2] == ["predicted attributes", "top 5 tagged, every image"]
+    assert rows[-1]["edges"]["USER_TAGGED"] > 0 and (report / "more_metadata.png").exists()
+
 
 def _http(port: int, path: str, body: dict | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET",

@@ -1,8 +1,9 @@
 """Embeddings follow the database: after an interaction or a curator's edit, recompute the embeddings
 it affects with the trained weights (no training) and update the FAISS index in place.
 
-The interaction relation types (USER_TAGGED, LIKED_*) are part of every model's relation vocabulary, so
-new edges of those types carry messages at once. Image and attribute embeddings depend only on the
+The interaction relation types (USER_TAGGED, LIKED_*) are part of every model's relation vocabulary, with
+weights learned from simulated interactions in training (``gnn.simulation``), so new edges of those
+types carry meaningful messages at once. Image and attribute embeddings depend only on the
 "base" graph (images, attributes, their edges, interactions and the captions interactions link to), so a
 refresh runs the R-GCN over that graph alone; only images whose embedding moved are rewritten in FAISS.
 """
@@ -41,7 +42,6 @@ class TextFeatures:
         self._make_encoder = make_encoder
         self._encoder = None
         self.memory: dict[str, np.ndarray] = {}
-        self.encoded = 0  # texts that needed the encoder
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         texts = [str(t) for t in texts]
@@ -58,7 +58,6 @@ class TextFeatures:
                 new = np.asarray(self._encoder.encode_texts(unknown), dtype=np.float32)
                 self.cache.put_many([text_key(t) for t in unknown], new)
                 self.memory.update(zip(unknown, new, strict=True))
-                self.encoded += len(unknown)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         return np.stack([self.memory[t] for t in texts])

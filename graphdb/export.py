@@ -144,17 +144,28 @@ def export_graph(
     return out
 
 
-_INTERACTION_CAPTIONS = """
+# A liked caption, as the base graph holds it: one row per caption, its candidates and mentions as lists.
+_LIKED_CAPTION_ROW = """
+RETURN c.id AS id, c.text AS text, coalesce(c.split, '') AS split, coalesce(c.group, '') AS grp,
+       [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates,
+       [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS mentions
+"""
+_LIKED_CAPTIONS = """
 MATCH (:Image)-[:LIKED_FOR]->(c:Caption)
 WITH DISTINCT c
-OPTIONAL MATCH (c)-[:MODIFIES]->(cand:Image)
-RETURN c.id AS id, c.text AS text, coalesce(c.split, '') AS split, coalesce(c.group, '') AS grp,
-       cand.id AS candidate
-"""
-_INTERACTION_CAPTION_MENTIONS = """
-MATCH (:Image)-[:LIKED_FOR]->(c:Caption)-[m:MENTIONS]->(a:Attribute)
-RETURN DISTINCT c.id AS src, a.name AS dst, coalesce(m.role, 'mentioned') AS role
-"""
+""" + _LIKED_CAPTION_ROW
+
+
+def _add_liked_captions(out: GraphExport, rows) -> None:
+    """Liked captions with their MODIFIES and MENTIONS edges (captions that speak, so they are base)."""
+    for r in rows:
+        candidates = sorted(r["candidates"])
+        out.captions.append(CaptionRow(r["id"], r["text"], r["split"], r["grp"],
+                                       candidates[0] if candidates else None, None))
+        for candidate in candidates:
+            out.edges.append(TypedEdge("MODIFIES", "Caption", r["id"], "Image", candidate))
+        for name, role in r["mentions"]:
+            out.edges.append(TypedEdge(f"MENTIONS:{role}", "Caption", r["id"], "Attribute", name))
 
 
 def export_base(driver: Driver, database: str | None = None) -> GraphExport:
@@ -165,12 +176,7 @@ def export_base(driver: Driver, database: str | None = None) -> GraphExport:
     out = GraphExport()
     with driver.session(database=database, fetch_size=20000) as session:
         _read_product_side(session, out, min_confidence=0.0)
-        for r in session.run(_INTERACTION_CAPTIONS):
-            out.captions.append(CaptionRow(r["id"], r["text"], r["split"], r["grp"], r["candidate"], None))
-            if r["candidate"] is not None:
-                out.edges.append(TypedEdge("MODIFIES", "Caption", r["id"], "Image", r["candidate"]))
-        for r in session.run(_INTERACTION_CAPTION_MENTIONS):
-            out.edges.append(TypedEdge(f"MENTIONS:{r['role']}", "Caption", r["src"], "Attribute", r["dst"]))
+        _add_liked_captions(out, session.run(_LIKED_CAPTIONS))
     out.seconds = time.perf_counter() - start
     return out
 
@@ -200,10 +206,7 @@ _DELTA_CAPTIONS = """
 UNWIND $ids AS id
 MATCH (c:Caption {id: id})
 WHERE EXISTS { (:Image)-[:LIKED_FOR]->(c) }
-OPTIONAL MATCH (c)-[:MODIFIES]->(cand:Image)
-RETURN c.id AS id, c.text AS text, coalesce(c.split, '') AS split, coalesce(c.group, '') AS grp,
-       cand.id AS candidate, [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS mentions
-"""
+""" + _LIKED_CAPTION_ROW
 _COUNT_IMAGES = "MATCH (i:Image) RETURN count(i) AS n"
 # Which of the base's captions are still liked (a deleted query leaves no updated_at to find it by).
 _STILL_LIKED = """
@@ -269,13 +272,9 @@ def update_base(
                            types=list(INTERACTION_TYPES))
         for r in rows:
             out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
-        for r in session.run(_DELTA_CAPTIONS, ids=sorted(captions)) if captions else []:
-            kept_captions.append(CaptionRow(r["id"], r["text"], r["split"], r["grp"], r["candidate"], None))
-            if r["candidate"] is not None:
-                out.edges.append(TypedEdge("MODIFIES", "Caption", r["id"], "Image", r["candidate"]))
-            for name, role in r["mentions"]:
-                out.edges.append(TypedEdge(f"MENTIONS:{role}", "Caption", r["id"], "Attribute", name))
-        out.captions = sorted(kept_captions, key=lambda c: c.id)
+        if captions:
+            _add_liked_captions(out, session.run(_DELTA_CAPTIONS, ids=sorted(captions)))
+        out.captions = sorted(kept_captions + out.captions, key=lambda c: c.id)
     out.seconds = time.perf_counter() - start
     return out
 

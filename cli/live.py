@@ -69,16 +69,15 @@ class LiveEngine:
     """
 
     def __init__(self, ws: Workspace):
-        from cli.model import load_engine
-        from gnn.checkpoint import load_checkpoint
+        from cli.model import load_published
         from gnn.encoders import MINILM_DIM, MINILM_NAME, text_encoder
         from gnn.feature_cache import FeatureCache
         from gnn.refresh import TextFeatures
 
         self.ws = ws
         self.texts = TextFeatures(FeatureCache(ws.features, MINILM_NAME, MINILM_DIM), lambda: text_encoder("minilm"))
-        self.engine = load_engine(ws, self.texts)
-        self.config = load_checkpoint(ws.current_model).config.graph
+        self.engine, checkpoint = load_published(ws, self.texts)  # the checkpoint is read once
+        self.config = checkpoint.config.graph
         blob = np.load(ws.index_dir / "image_features.npz", allow_pickle=False)
         self.image_features = dict(zip(blob["ids"].tolist(), blob["features"], strict=True))
         self.base, self.marker = self._load_state()

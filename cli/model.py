@@ -174,6 +174,11 @@ def search(
 
 def load_engine(ws: Workspace, text_encoder):
     """The published model, bundle and index (made by `tailor train`)."""
+    return load_published(ws, text_encoder)[0]
+
+
+def load_published(ws: Workspace, text_encoder):
+    """The published engine and the checkpoint it was built from (its config, for refreshes)."""
     from gnn.checkpoint import load_checkpoint
     from gnn.index import ImageIndex
     from gnn.model import GraphRetriever
@@ -184,7 +189,8 @@ def load_engine(ws: Workspace, text_encoder):
     ckpt = load_checkpoint(ws.current_model)
     model = GraphRetriever(ckpt.in_dims, ckpt.relations, ckpt.config.model)
     model.load_state_dict(ckpt.state_dict)
-    return QueryEngine(model, SearchBundle.load(ws.bundle), ImageIndex.load(ws.faiss), text_encoder)
+    engine = QueryEngine(model, SearchBundle.load(ws.bundle), ImageIndex.load(ws.faiss), text_encoder)
+    return engine, ckpt
 
 
 def register(app: typer.Typer) -> None:

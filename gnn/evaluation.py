@@ -82,7 +82,7 @@ def rank_queries(
 def evaluate(
     score_fn: ScoreFn, g: GraphTensors, qs: QuerySet, split: str | None, ks: Sequence[int] = KS
 ) -> dict[str, float]:
-    known = qs.subset([i for i, t in enumerate(qs.target.tolist()) if t >= 0])
+    known = qs.with_targets()
     rows = gallery_rows(g, split)
     ranked = rank_queries(score_fn, known, rows, max(ks))
     return recall_at_k(ranked, known.target, g.image_title, ks)

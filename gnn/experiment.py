@@ -195,7 +195,7 @@ def evaluate_models(
             run = ModelRun(name, None, g)
         score = scorer_for(run, oracle)
         qs: QuerySet = g.queries[split]
-        known = qs.subset([i for i, t in enumerate(qs.target.tolist()) if t >= 0])
+        known = qs.with_targets()
         sets = {"all": known, "balanced": known.subset(balanced_rows(known.groups, per_group))}
         rows = gallery_rows(g, split)
         report.recall[name], report.curves[name] = {}, {}

@@ -8,6 +8,7 @@ from the config, not the data, so a checkpoint's weights match any graph built w
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +59,13 @@ class QuerySet:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def with_targets(self, limit: int | None = None, seed: int = 0) -> QuerySet:
+        """The queries whose target is known; at most ``limit`` of them, chosen with a fixed seed."""
+        rows = [i for i, t in enumerate(self.target.tolist()) if t >= 0]
+        if limit is not None and len(rows) > limit:
+            rows = sorted(random.Random(seed).sample(rows, limit))
+        return self.subset(rows)
 
     def subset(self, rows: np.ndarray | list[int]) -> QuerySet:
         rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long)

@@ -11,10 +11,11 @@ from gnn.graph import GraphTensors
 
 
 @torch.no_grad()
-def retriever_scorer(model: nn.Module, g: GraphTensors) -> ScoreFn:
-    """Scores of composed queries against gallery rows; the graph is encoded once."""
+def retriever_scorer(model: nn.Module, g: GraphTensors, state: Tensor | None = None) -> ScoreFn:
+    """Scores of composed queries against gallery rows; the graph is encoded once (or ``state``, its
+    encoding, is given)."""
     model.eval()
-    state = model.encode(g)
+    state = model.encode(g) if state is None else state
     gallery = F.normalize(model.gallery(state, g), dim=-1)
 
     @torch.no_grad()

@@ -30,7 +30,6 @@ from gnn.simulation import (
     attributes_by_frequency,
     like_edges,
     nearest_images,
-    sample_queries,
     tag_edges,
     with_edges,
 )
@@ -53,10 +52,6 @@ class ExperimentRow:
     attributes: list[str] = field(default_factory=list)
 
 
-def _known(qs: QuerySet) -> QuerySet:
-    return qs.subset([i for i, t in enumerate(qs.target.tolist()) if t >= 0])
-
-
 @torch.no_grad()
 def _ranked(model: nn.Module, g: GraphTensors, queries: QuerySet, rows: Tensor) -> Tensor:
     return rank_queries(retriever_scorer(model, g), queries, rows, max(KS))
@@ -77,7 +72,7 @@ def more_metadata(
     tagged on every image (fraction 1.0) or a seeded share of images; then, where ``kinds`` (attribute
     name -> kind) is given, every attribute of each of ``tag_kinds`` tagged (the kind the queries
     change); then every attribute an image has (the most a tagger could add)."""
-    queries, rows = _known(g.queries[split]), gallery_rows(g, split)
+    queries, rows = g.queries[split].with_targets(), gallery_rows(g, split)
     ranked_attributes = attributes_by_frequency(truth, g.ids["Image"])
     n_images = len(g.ids["Image"])
     out = [ExperimentRow("predicted attributes", recall_at_k(_ranked(model, g, queries, rows), queries.target,
@@ -138,17 +133,20 @@ def likes(
 ) -> LikesResult:
     """``examples`` queries of ``split``, each liking the images nearest to its target among the split's
     images (by the model's own image embeddings; the target and candidate left out)."""
-    all_queries, rows = _known(g.queries[split]), gallery_rows(g, split)
-    chosen = sample_queries(all_queries, examples, seed)
+    all_queries, rows = g.queries[split].with_targets(), gallery_rows(g, split)
+    chosen = all_queries.with_targets(examples, seed)
     chosen_ids = set(chosen.ids)
     others = all_queries.subset([i for i, q in enumerate(all_queries.ids) if q not in chosen_ids])
     with torch.no_grad():
         model.eval()
-        embeddings = model.gallery(model.encode(g), g)
-    liked = nearest_images(embeddings, chosen.target, rows, liked_per_example, chosen.candidate)
+        state = model.encode(g)
+    liked = nearest_images(model.gallery(state, g), chosen.target, rows, liked_per_example, chosen.candidate)
     batch: EdgeBatch = like_edges(g, chosen, liked)
     g_after = with_edges(g, batch)
-    before, after = _ranked(model, g, chosen, rows), _ranked(model, g_after, chosen, rows)
+    # Each graph is encoded once; its scorer ranks both the liked queries and the others.
+    score_before, score_after = retriever_scorer(model, g, state), retriever_scorer(model, g_after)
+    before = rank_queries(score_before, chosen, rows, max(KS))
+    after = rank_queries(score_after, chosen, rows, max(KS))
     conn_before, _ = connection_accuracy(before, liked)
     conn_after, connected = connection_accuracy(after, liked)
     return LikesResult(
@@ -159,8 +157,8 @@ def likes(
         connection_accuracy_before=conn_before,
         connection_accuracy_after=conn_after,
         connected_queries=connected,
-        other_before=recall_at_k(_ranked(model, g, others, rows), others.target, g.image_title),
-        other_after=recall_at_k(_ranked(model, g_after, others, rows), others.target, g.image_title),
+        other_before=recall_at_k(rank_queries(score_before, others, rows, max(KS)), others.target, g.image_title),
+        other_after=recall_at_k(rank_queries(score_after, others, rows, max(KS)), others.target, g.image_title),
         edges=batch.counts(),
     )
 

@@ -118,14 +118,6 @@ def nearest_images(embeddings: Tensor, targets: Tensor, pool: Tensor, k: int, ex
     return pool[scores.topk(min(k, len(pool)), dim=1).indices]
 
 
-def sample_queries(qs: QuerySet, n: int, seed: int) -> QuerySet:
-    """``n`` queries with a known target, chosen with a fixed seed (all of them if fewer)."""
-    rows = [i for i, t in enumerate(qs.target.tolist()) if t >= 0]
-    if len(rows) > n:
-        rows = sorted(random.Random(seed).sample(rows, n))
-    return qs.subset(rows)
-
-
 @dataclass
 class TrainingInteractions:
     """What a graph model trains with besides the real graph: simulated edges and the liked queries
@@ -157,7 +149,7 @@ def training_interactions(g: GraphTensors, truth: TruthMap, config: SimulationCo
     if config.like_examples > 0 and "train" in g.queries:
         # A small catalog must not learn that most queries come with likes (they leak the target).
         examples = min(config.like_examples, max(1, round(config.like_share * len(g.queries["train"]))))
-        liked_queries = sample_queries(g.queries["train"], examples, config.seed)
+        liked_queries = g.queries["train"].with_targets(examples, config.seed)
         pool = torch.tensor(train_rows, dtype=torch.long)
         liked = nearest_images(
             g.features["Image"], liked_queries.target, pool, config.liked_per_example, liked_queries.candidate

@@ -58,13 +58,6 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _known(qs: QuerySet, limit: int, seed: int) -> QuerySet:
-    rows = [i for i, t in enumerate(qs.target.tolist()) if t >= 0]
-    if len(rows) > limit:
-        rows = sorted(random.Random(seed).sample(rows, limit))
-    return qs.subset(rows)
-
-
 def train_retriever(
     model: nn.Module,
     g: GraphTensors,
@@ -77,9 +70,9 @@ def train_retriever(
     """Train ``model`` on ``g``'s training queries. ``extra_per_batch`` queries drawn from ``extra`` (the
     ones with simulated likes, too few to matter in the shuffle) join every batch."""
     generator = seed_everything(config.seed)
-    train = _known(g.queries["train"], 10**9, config.seed)
-    val = _known(g.queries["val"], config.max_val_queries, config.seed) if "val" in g.queries else None
-    train_probe = _known(train, config.max_val_queries, config.seed + 1)
+    train = g.queries["train"].with_targets()
+    val = g.queries["val"].with_targets(config.max_val_queries, config.seed) if "val" in g.queries else None
+    train_probe = train.with_targets(config.max_val_queries, config.seed + 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result, best_state, stale = TrainResult(), None, 0
     steps = (len(train) + config.batch_size - 1) // config.batch_size

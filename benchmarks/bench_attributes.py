@@ -1,4 +1,4 @@
-"""Attribute classifier (gnn.attributes): top-1 accuracy per kind on held-out images and the paper's Table 5
+"""Attribute classifier (gnn.attributes.predictor): top-1 accuracy per kind on held-out images and the paper's Table 5
 (predicted edges by threshold), over several seeds. Read-only: it writes nothing to the graph.
 
 Not a test: run it by hand::
@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from gnn.attributes import (  # noqa: E402
+from gnn.attributes.predictor import (  # noqa: E402
     DEFAULT_THRESHOLDS,
     AttributeConfig,
     evaluate_attributes,

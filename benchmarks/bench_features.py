@@ -34,11 +34,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gnn.encoders import EfficientNetLite0Encoder, image_encoder, text_encoder  # noqa: E402
-from gnn.feature_cache import FeatureCache  # noqa: E402
-from gnn.featurize import featurize_images, featurize_texts  # noqa: E402
+from gnn.features.cache import FeatureCache  # noqa: E402
+from gnn.features.encoders import EfficientNetLite0Encoder, image_encoder, text_encoder  # noqa: E402
+from gnn.features.featurize import featurize_images, featurize_texts  # noqa: E402
+from readers.datasets import myntra_catalog  # noqa: E402
 
-DATASET = Path("/work/shared/datasets/myntra-small")
+DATASET = myntra_catalog().parent
 
 
 def loadavg() -> str:
@@ -168,7 +169,7 @@ def main() -> None:
         items = [(p.stem, p) for p in paths]
         for label in ("cold", "warm"):
             cache = FeatureCache(Path(tmp), enc.name, enc.dim)  # reopened: the warm run reads from disk
-            res = featurize_images(items, enc, cache, progress=False)
+            res = featurize_images(items, enc, cache)
             print(
                 f"  images {label}: {n / res.seconds:8.1f} images/s  "
                 f"({res.computed} computed, {res.cached} cached, {res.seconds:.2f} s)"
@@ -176,7 +177,7 @@ def main() -> None:
         titems = list(enumerate(texts))
         for label in ("cold", "warm"):
             cache = FeatureCache(Path(tmp), tenc.name, tenc.dim)
-            res = featurize_texts(titems, tenc, cache, progress=False)
+            res = featurize_texts(titems, tenc, cache)
             print(
                 f"  texts  {label}: {len(texts) / res.seconds:8.1f} captions/s "
                 f"({res.computed} computed, {res.cached} cached, {res.seconds:.2f} s)"

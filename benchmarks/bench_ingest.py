@@ -45,9 +45,10 @@ from graphdb.maintenance import delete_everything  # noqa: E402
 from graphdb.schema import apply_schema  # noqa: E402
 from graphdb.server.manager import LocalServer  # noqa: E402
 from graphdb.settings import Neo4jSettings  # noqa: E402
+from readers.datasets import myntra_catalog  # noqa: E402
 from readers.records import AttributeValue, ImageRecord, QueryRecord  # noqa: E402
 
-MYNTRA = ROOT.parent / "shared" / "datasets" / "myntra-small" / "products.csv"
+MYNTRA = myntra_catalog()
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from cli.db import connect  # noqa: E402
-from cli.session import InteractiveSession  # noqa: E402
-from cli.workspace import Workspace  # noqa: E402
+from engine.session import InteractiveSession  # noqa: E402
+from engine.workspace import Workspace  # noqa: E402
 from graphdb.export import composed_queries  # noqa: E402
 from graphdb.interactions import remove_interactions  # noqa: E402
 

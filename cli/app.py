@@ -1,4 +1,4 @@
-"""The `tailor` command line: thin commands over graphdb/ and gnn/."""
+"""The `tailor` command line: thin commands over engine/ (and graphdb/ for loading and the local server)."""
 
 from __future__ import annotations
 
@@ -31,13 +31,13 @@ def serve(
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
     """query / like / tag / explain / sync as JSON over HTTP, with the engine loaded once."""
-    from cli.console import console
+    from cli.console import console, engine_errors
     from cli.db import connect
     from cli.serve import InteractionServer
-    from cli.session import InteractiveSession
-    from cli.workspace import Workspace
+    from engine.session import InteractiveSession
+    from engine.workspace import Workspace
 
-    with connect(uri, user, data_dir) as driver:
+    with connect(uri, user, data_dir) as driver, engine_errors():
         server = InteractionServer(InteractiveSession(Workspace.default(), driver, background_save=True), host, port)
         console.print(f"tailor serving on http://{host}:{server.port} (Ctrl-C stops)")
         try:

@@ -19,11 +19,13 @@ from rich.table import Table
 from cli.console import console, fail
 from cli.db import connect
 from cli.options import DataDir, Uri, User
-from cli.pipeline import featurize_graph, read_graph
-from cli.workspace import Workspace
+from cli.progress import phases
+from engine.pipeline import featurize_graph, read_graph
+from engine.workspace import Workspace
+from gnn.config import PREDICTED_EDGE_THRESHOLDS, FeatureConfig
 
 if TYPE_CHECKING:
-    from gnn.attributes import KindAccuracy, ThresholdRow
+    from gnn.attributes.predictor import KindAccuracy, ThresholdRow
 
 app = typer.Typer(help="Attributes predicted from images.", no_args_is_help=True)
 
@@ -32,7 +34,8 @@ Checkpoint = Annotated[
     typer.Option("--checkpoint", help="Classifier file (default: $TAILOR_HOME/checkpoints/attributes.pt)."),
 ]
 ImageModel = Annotated[str, typer.Option("--image-encoder", help="efficientnet-lite0 (offline) | resnet18")]
-THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
+DEFAULT_IMAGE_ENCODER = FeatureConfig().image_encoder
+THRESHOLDS = PREDICTED_EDGE_THRESHOLDS
 
 
 def default_checkpoint(ws: Workspace) -> Path:
@@ -52,16 +55,18 @@ def read_attribute_data(
     uri: str | None, user: str | None, data_dir: Path | None, image_model: str
 ) -> AttributeData:
     """Images, splits, catalog attributes by kind, and image features (from the cache)."""
-    from gnn.attributes import catalog_labels
+    from gnn.attributes.predictor import catalog_labels
     from graphdb.predicted import read_attribute_kinds
 
     ws = Workspace.default()
     with connect(uri, user, data_dir) as driver:
-        export = read_graph(driver)
+        export = read_graph(driver, console.print)
         kinds_of = read_attribute_kinds(driver)
     if not export.images:
         raise fail("the graph has no images: load a catalog first (tailor load catalog ...)")
-    features = featurize_graph(export, ws, image_model=image_model).arrays["Image"]
+    with phases() as start:
+        features = featurize_graph(export, ws, FeatureConfig(image_encoder=image_model), log=console.print,
+                                   start_phase=start).arrays["Image"]
     catalog = export.image_attributes(("catalog",))
     names = [catalog.get(r.id, set()) for r in export.images]
     return AttributeData(
@@ -125,13 +130,13 @@ def train(
         int, typer.Option("--hidden", help="Shared hidden layer width; 0 = linear heads.")
     ] = 512,
     checkpoint: Checkpoint = None,
-    image_encoder: ImageModel = "efficientnet-lite0",
+    image_encoder: ImageModel = DEFAULT_IMAGE_ENCODER,
     uri: Uri = None,
     user: User = None,
     data_dir: DataDir = None,
 ) -> None:
     """Train on train-split catalog attributes; report top-1 accuracy per kind on test-split images."""
-    from gnn.attributes import AttributeConfig, evaluate_attributes, fit_attributes, threshold_table
+    from gnn.attributes.predictor import AttributeConfig, evaluate_attributes, fit_attributes, threshold_table
 
     data = read_attribute_data(uri, user, data_dir, image_encoder)
     config = AttributeConfig(epochs=epochs, seed=seed, hidden=hidden)
@@ -180,13 +185,13 @@ def predict(
         "Cross-fitting: training images are predicted by classifiers trained on the other folds, so their "
         "edges are as noisy as test images' (0: predict them with the classifier trained on them)."))] = 5,
     checkpoint: Checkpoint = None,
-    image_encoder: ImageModel = "efficientnet-lite0",
+    image_encoder: ImageModel = DEFAULT_IMAGE_ENCODER,
     uri: Uri = None,
     user: User = None,
     data_dir: DataDir = None,
 ) -> None:
     """Predict attributes for every image and write them as HAS_ATTRIBUTE {source: 'predicted'} edges."""
-    from gnn.attributes import AttributePredictor, threshold_table
+    from gnn.attributes.predictor import AttributePredictor, threshold_table
     from graphdb.predicted import predicted_edge_counts, write_predictions
 
     path = checkpoint or default_checkpoint(Workspace.default())
@@ -202,7 +207,7 @@ def predict(
     floor = min(threshold, *THRESHOLDS)
     version = model.version
     if folds:
-        from gnn.attributes import cross_fitted_predictions
+        from gnn.attributes.predictor import cross_fitted_predictions
 
         with console.status(f"cross-fitting the training images ({folds} folds) ...") as status:
             preds = cross_fitted_predictions(

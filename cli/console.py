@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -31,3 +33,23 @@ def print_counts(title: str, counts: dict[str, int], key: str = "name", value: s
 def print_json(obj: Any) -> None:
     """Machine-readable output: one JSON object on stdout, nothing else."""
     typer.echo(json.dumps(obj, default=str))
+
+
+# Exit codes by what went wrong: 1 is anything else.
+_EXIT_CODES = (
+    ("UnknownIdError", 2), ("InvalidRequestError", 2), ("NotPublishedError", 3), ("DataError", 3),
+    ("ArtifactError", 4), ("DatabaseUnavailableError", 5),
+)
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """An engine error (:mod:`engine.errors`) becomes a message on stderr and an exit code."""
+    from engine.errors import EngineError
+
+    try:
+        yield
+    except EngineError as exc:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        code = next((c for name, c in _EXIT_CODES if name in names), 1)
+        raise fail(str(exc), code) from exc

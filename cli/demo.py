@@ -1,47 +1,39 @@
 """`tailor demo`: the main job end to end on the local Neo4j, in a few minutes on a laptop.
 
 Starts (or reuses) the local server, loads a slice of myntra-small with its composed queries, computes
-features, trains the R-GCN briefly, publishes the index, and answers a few test queries with pictures.
+features, trains the R-GCN briefly, publishes it, answers a few test queries with pictures, and runs the
+interactive loop (a stored query, a like, a tag, an explanation). Settings: :class:`engine.config.DemoConfig`.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from pathlib import Path
 
-from cli.console import console, print_counts
+from cli.console import console, engine_errors, print_counts
 from cli.db import connect
-from cli.pictures import Tile, render_query
-from cli.pipeline import featurize_graph, publish, read_graph
+from cli.pictures import query_sheet
 from cli.progress import phases
-from cli.workspace import Workspace
+from engine.config import DemoConfig
+from engine.workspace import Workspace
 from graphdb.stats import graph_summary
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-DEMO_LIMIT = 2000
-DEMO_EPOCHS = 80
 
-
-def run_demo(catalog: Path | None = None, limit: int = DEMO_LIMIT, epochs: int = DEMO_EPOCHS,
-             queries: int = 3) -> None:
-    from cli.load import default_split_file
+def run_demo(demo: DemoConfig | None = None) -> None:
+    from engine.pipeline import train_and_publish
     from gnn.config import ExperimentConfig
-    from gnn.encoders import text_encoder
-    from gnn.experiment import fit_model, model_config
-    from gnn.graph import build_graph_tensors
-    from gnn.index import ImageIndex
-    from gnn.search import QueryEngine, SearchBundle
     from graphdb.loaders import load_catalog
 
-    catalog = catalog or DATASETS / "myntra-small" / "products.csv"
-    if not catalog.is_file():
-        raise SystemExit(f"{catalog}: not found (the demo reads myntra-small from ../shared/datasets)")
+    demo = demo or DemoConfig()
+    if not demo.catalog.is_file():
+        raise SystemExit(f"{demo.catalog}: not found (the demo reads myntra-small from ../shared/datasets; "
+                         "TAILOR_DATASETS points elsewhere)")
     ws = Workspace.default()
-    console.rule(f"tailor demo: {limit:,} products of {catalog.parent.name}")
-    with connect() as driver:
+    console.rule(f"tailor demo: {demo.limit:,} products of {demo.catalog.parent.name}")
+    config = ExperimentConfig.from_file(None, epochs=demo.epochs, seed=demo.seed)
+    with connect() as driver, engine_errors():
         with phases() as start:
-            summary = load_catalog(driver, catalog, default_split_file(catalog, limit), limit=limit,
+            summary = load_catalog(driver, demo.catalog, ws.split_file(demo.catalog, demo.limit), limit=demo.limit,
                                    start_phase=start)
         console.print(f"loaded: {summary.created:,} nodes and relationships created "
                       f"({summary.relationships_per_second:,.0f} relationships/s)")
@@ -49,63 +41,63 @@ def run_demo(catalog: Path | None = None, limit: int = DEMO_LIMIT, epochs: int =
         graph = graph_summary(driver)
         print_counts("graph: nodes", graph.nodes, "label")
         print_counts("graph: relationships", graph.relationships, "type")
+        with phases() as start:
+            engine = train_and_publish(driver, ws, demo.model, config, console.print, start).searcher
+        test = _test_queries(driver)
 
-        export = read_graph(driver)
-        features = featurize_graph(export, ws)
-        config = model_config("graph_catalog", ExperimentConfig())
-        config.train.epochs = epochs
-        g = build_graph_tensors(export, features.arrays, config.graph)
-        run = fit_model("graph_catalog", g, config, ws.checkpoints, log=console.print,
-                        truth=export.image_attributes(("catalog",)))
-        publish(run, export, ws, features.arrays["Image"], driver)
-
-    engine = QueryEngine(run.model, SearchBundle.load(ws.bundle), ImageIndex.load(ws.faiss), text_encoder("minilm"))
-    test = [c for c in export.captions if c.split == "test" and c.target]
-    rng = random.Random(0)
-    for caption in rng.sample(test, min(queries, len(test))):
-        result = engine.search(caption.candidate, caption.text, k=10)
-        b = engine.bundle
-        rank = next((n for n, (i, _) in enumerate(result.hits, 1) if i == caption.target), None)
-        console.print(f"\n[bold]{caption.candidate}[/] {b.image_titles[b.image_row[caption.candidate]]} + "
-                      f"\"{caption.text}\" -> target {caption.target} "
+    b = engine.bundle
+    for caption in random.Random(demo.seed).sample(test, min(demo.queries, len(test))):
+        result = engine.search(caption["candidate"], caption["text"], k=10)
+        ranked = [i for i, _ in result.hits]
+        rank = ranked.index(caption["target"]) + 1 if caption["target"] in ranked else None
+        console.print(f"\n[bold]{caption['candidate']}[/] {b.image_titles[b.image_row[caption['candidate']]]} + "
+                      f"\"{caption['text']}\" -> target {caption['target']} "
                       + (f"[green]found at rank {rank}[/]" if rank else "[yellow]not in the top 10[/]")
                       + f" ({result.seconds * 1000:.0f} ms)")
         for n, (i, score) in enumerate(result.hits[:5], 1):
             console.print(f"  {n}. {i} {score:.3f} {b.image_titles[b.image_row[i]]}")
-        path = render_query(
-            Tile(b.image_paths[b.image_row[caption.candidate]], f"candidate {caption.candidate}"),
-            caption.text,
-            [Tile(b.image_paths[b.image_row[i]], f"{n}. {b.image_titles[b.image_row[i]]}",
-                  "green" if i == caption.target else None) for n, (i, _) in enumerate(result.hits, 1)],
-            ws.outputs / f"demo-{re.sub(r'[^A-Za-z0-9_.-]+', '_', caption.id)}.png",
-        )
+        path = query_sheet(b, caption["candidate"], caption["text"], ranked,
+                           ws.outputs / f"demo-{re.sub(r'[^A-Za-z0-9_.-]+', '_', caption['id'])}.png",
+                           target=caption["target"])
         console.print(f"  picture: {path}")
 
     console.rule("interactions: a stored query, a like, a tag, an explanation")
-    _interact(ws, test[0].candidate, test[0].text)
+    _interact(ws, test[0]["candidate"], test[0]["text"], demo.tag_sentence)
 
 
-def _interact(ws: Workspace, candidate: str, text: str) -> None:
+def _test_queries(driver) -> list[dict]:
+    """The loaded slice's test queries with a known target (the model never trained on their groups)."""
+    from graphdb.export import composed_queries
+
+    return [{"id": c.id, "candidate": c.candidate, "text": c.text, "target": c.target}
+            for c in composed_queries(driver, "test") if c.target and c.candidate]
+
+
+def _interact(ws: Workspace, candidate: str, text: str, sentence: str) -> None:
     """The interactive loop on one query, as `tailor query | like | tag | explain` run it: answers
     change without retraining."""
-    from cli.session import InteractiveSession
+    from engine.session import InteractiveSession
 
-    with connect() as driver:
+    with connect() as driver, engine_errors():
         session = InteractiveSession(ws, driver)
-        answer = session.query(candidate, text, k=10, who="demo")
-        query_id, before = answer["query_id"], [r["id"] for r in answer["results"]]
-        liked = before[-2:]
-        liked_out = session.like(query_id, liked, who="demo")
-        after = [r["id"] for r in liked_out["results"]]  # the same query, hearing its liked images
-        console.print(f"query {query_id}: liked {liked} (ranks 9 and 10); {liked_out['changed_images']} "
-                      f"embeddings refreshed ({liked_out['refresh']}) in {liked_out['refresh_seconds']:.2f} s, "
-                      f"then {liked_out['save_seconds']:.2f} s writing the index")
-        console.print(f"  ranks after the like: {[after.index(i) + 1 if i in after else '>10' for i in liked]}")
-        tagged = session.tag("that one has long sleeves", candidate, who="demo")
-        console.print(f"tagged {candidate} with {[t['attribute'] for t in tagged['tags']]} (USER_TAGGED); "
-                      f"{tagged['changed_images']} embeddings refreshed in {tagged['refresh_seconds']:.2f} s")
-        why = session.explain(query_id, after[0])
-        session.close()
+        try:
+            answer = session.query(candidate, text, k=10, who="demo")
+            query_id, before = answer["query_id"], [r["id"] for r in answer["results"]]
+            liked = before[-2:]
+            liked_out = session.like(query_id, liked, who="demo")
+            after = [r["id"] for r in liked_out["results"]]  # the same query, hearing its liked images
+            console.print(f"query {query_id}: liked {liked} (ranks 9 and 10); {liked_out['changed_images']} "
+                          f"embeddings refreshed ({liked_out['refresh']}) in {liked_out['refresh_seconds']:.2f} s, "
+                          f"then {liked_out['save_seconds']:.2f} s writing the engine")
+            console.print(f"  ranks after the like: {[after.index(i) + 1 if i in after else '>10' for i in liked]}")
+            query_sheet(session.engine.bundle, candidate, f"{text} (after liking ranks 9 and 10)", after,
+                        ws.outputs / "demo-after-like.png", marks=dict.fromkeys(liked, "orange"))
+            tagged = session.tag(sentence, candidate, who="demo")
+            console.print(f"tagged {candidate} with {[t['attribute'] for t in tagged['tags']]} (USER_TAGGED); "
+                          f"{tagged['changed_images']} embeddings refreshed in {tagged['refresh_seconds']:.2f} s")
+            why = session.explain(query_id, after[0])
+        finally:
+            session.close()
     console.print(f"why {after[0]} answers {query_id}:")
     for fact in why["facts"][:6]:
         console.print(f"  - {fact}")

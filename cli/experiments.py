@@ -12,49 +12,42 @@ from typing import Annotated
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, engine_errors
 from cli.db import connect
-from cli.model import ConfigFile, Epochs, Seed, experiment_config, require_attribute_source
+from cli.model import ConfigFile, Epochs, Seed, experiment_config
 from cli.options import DataDir, Uri, User
-from cli.pipeline import featurize_graph, read_graph
-from cli.workspace import Workspace
+from cli.progress import phases
+from engine.workspace import Workspace
 
 app = typer.Typer(help="The paper's interaction experiments on the loaded catalog.", no_args_is_help=True)
 Out = Annotated[Path, typer.Option("--out", help="Folder for the JSON, Markdown and PNG report.")]
 MODEL = "graph_predicted"
 
 
-def _trained(epochs: int | None, seed: int, config_file: Path | None, uri, user, data_dir):
-    """The predicted-attribute graph model, its graph, the catalog attributes (the truth people tag)
-    and each attribute's kind."""
-    from gnn.experiment import fit_model, model_config
-    from gnn.graph import build_graph_tensors
+def _trained(epochs: int | None, seed: int | None, config_file: Path | None, uri, user, data_dir):
+    """The predicted-attribute graph model (fitted or reused), the catalog attributes (the truth people
+    tag) and each attribute's kind."""
+    from engine.pipeline import fit, prepare
 
     ws = Workspace.default()
-    config = model_config(MODEL, experiment_config(epochs, seed, config_file))
-    with connect(uri, user, data_dir) as driver:
-        export = read_graph(driver)
-    require_attribute_source(export, MODEL)
-    features = featurize_graph(export, ws)
-    g = build_graph_tensors(export, features.arrays, config.graph)
-    if "test" not in g.queries or "train" not in g.queries:
-        raise fail("the graph needs training and test queries: load a catalog first")
-    truth = export.image_attributes(("catalog",))
-    run = fit_model(MODEL, g, config, ws.checkpoints, log=console.print, truth=truth)
-    return run, g, truth, dict(export.attributes)
+    config = experiment_config(epochs, seed, config_file)
+    with connect(uri, user, data_dir) as driver, engine_errors(), phases() as start:
+        prepared = prepare(driver, ws, config, console.print, start)
+        run = fit(prepared, MODEL, config, ws, console.print, start, splits=("train", "test"))
+    return run, prepared.export.image_attributes(("catalog",)), dict(prepared.export.attributes), config.train.seed
 
 
 @app.command("more-metadata")
-def more_metadata(out: Out = Path("out/more-metadata"), epochs: Epochs = None, seed: Seed = 0,
+def more_metadata(out: Out = Path("out/more-metadata"), epochs: Epochs = None, seed: Seed = None,
                   config_file: ConfigFile = None, uri: Uri = None, user: User = None, data_dir: DataDir = None) -> None:
     """Table 3: tag the top 5 / top 15 attributes by frequency on every image and on half of them."""
-    from gnn.interaction_experiments import more_metadata as run_experiment
-    from gnn.interaction_experiments import more_metadata_markdown, write_more_metadata
+    from experiments.interactions import more_metadata as run_experiment
+    from experiments.interactions import more_metadata_markdown, write_more_metadata
 
-    run, g, truth, kinds = _trained(epochs, seed, config_file, uri, user, data_dir)
+    run, truth, kinds, seed = _trained(epochs, seed, config_file, uri, user, data_dir)
     with console.status("tagging and re-embedding (no training) ..."):
-        rows = run_experiment(run.model, g, truth, seed=seed, kinds=kinds)
-    n = len(g.queries["test"])
+        rows = run_experiment(run.model, run.graph, truth, seed=seed, kinds=kinds)
+    n = len(run.graph.queries["test"])
     info = (f"{MODEL} ({run.checkpoint.name}); {n:,} test queries; gallery: test images; tags are catalog "
             "attributes an image has, among the most frequent over all images")
     write_more_metadata(rows, out, info)
@@ -65,15 +58,15 @@ def more_metadata(out: Out = Path("out/more-metadata"), epochs: Epochs = None, s
 @app.command("likes")
 def likes(out: Out = Path("out/likes"), examples: Annotated[int, typer.Option(help="Simulated likes.")] = 1000,
           liked: Annotated[int, typer.Option(help="Images liked per example.")] = 10,
-          epochs: Epochs = None, seed: Seed = 0, config_file: ConfigFile = None,
+          epochs: Epochs = None, seed: Seed = None, config_file: ConfigFile = None,
           uri: Uri = None, user: User = None, data_dir: DataDir = None) -> None:
     """Table 4: each example likes the images nearest its target; recall and connection accuracy."""
-    from gnn.interaction_experiments import likes as run_experiment
-    from gnn.interaction_experiments import likes_markdown, write_likes
+    from experiments.interactions import likes as run_experiment
+    from experiments.interactions import likes_markdown, write_likes
 
-    run, g, _, _ = _trained(epochs, seed, config_file, uri, user, data_dir)
+    run, _, _, seed = _trained(epochs, seed, config_file, uri, user, data_dir)
     with console.status("liking and re-embedding (no training) ..."):
-        result = run_experiment(run.model, g, examples, liked, seed=seed)
+        result = run_experiment(run.model, run.graph, examples, liked, seed=seed)
     info = (f"{MODEL} ({run.checkpoint.name}); {result.examples:,} test queries each liking the {liked} test "
             "images nearest its target in the model's embedding space (target and candidate excluded)")
     write_likes(result, out, info)

@@ -1,6 +1,6 @@
 """`tailor query | tag | like | explain | sync`: people change the graph; answers change at once.
 
-Each command opens an :class:`~cli.session.InteractiveSession` and prints what it returns (``--json``:
+Each command opens an :class:`~engine.session.InteractiveSession` and prints what it returns (``--json``:
 the same dict as one JSON object, as `tailor serve` returns it).
 """
 
@@ -13,11 +13,11 @@ from typing import Annotated
 
 import typer
 
-from cli.console import console, fail, print_json
+from cli.console import console, engine_errors, print_json
 from cli.db import connect
 from cli.options import DataDir, Uri, User
-from cli.session import InteractionError, InteractiveSession, explain_result
-from cli.workspace import Workspace
+from engine.session import InteractiveSession, explain_result
+from engine.workspace import Workspace
 
 Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 Who = Annotated[str, typer.Option("--who", help="Who is interacting (stored on the edges).")]
@@ -25,13 +25,11 @@ Who = Annotated[str, typer.Option("--who", help="Who is interacting (stored on t
 
 @contextmanager
 def session(uri: str | None, user: str | None, data_dir: Path | None) -> Iterator[InteractiveSession]:
-    """A session on the published model; an :class:`InteractionError` becomes a clear CLI error."""
-    with connect(uri, user, data_dir) as driver:
+    """A session on the published model; an engine error becomes a clear CLI error."""
+    with connect(uri, user, data_dir) as driver, engine_errors():
         s = InteractiveSession(Workspace.default(), driver)
         try:
             yield s
-        except InteractionError as exc:
-            raise fail(str(exc)) from exc
         finally:
             s.close()
 
@@ -49,15 +47,12 @@ def query(
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
     """Store a new query (a Caption node), answer it, and print its id for like/explain."""
-    from cli.pictures import Tile, render_query
+    from cli.pictures import query_sheet
 
     with session(uri, user, data_dir) as s:
         out = s.query(image, text, k, who)
-        b = s.engine.bundle
-        path = picture or s.ws.outputs / f"query-{out['query_id']}.png"
-        render_query(Tile(b.image_paths[b.image_row[image]], f"{image}: {b.image_titles[b.image_row[image]]}"),
-                     text, [Tile(b.image_paths[b.image_row[r["id"]]], f"{n}. {r['id']} {r['title']}")
-                            for n, r in enumerate(out["results"], 1)], path)
+        path = query_sheet(s.engine.bundle, image, text, [r["id"] for r in out["results"]],
+                           picture or s.ws.outputs / f"query-{out['query_id']}.png")
     out["picture"] = str(path)
     if as_json:
         print_json(out)
@@ -115,11 +110,8 @@ def explain_cmd(
     as_json: Json = False, uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
     """Why a result answers a query, in words, and the Cypher that draws it in Neo4j Browser."""
-    with connect(uri, user, data_dir) as driver:
-        try:
-            out = explain_result(driver, query_id, result_id)
-        except InteractionError as exc:
-            raise fail(str(exc)) from exc
+    with connect(uri, user, data_dir) as driver, engine_errors():
+        out = explain_result(driver, query_id, result_id)
     if as_json:
         print_json(out)
         return

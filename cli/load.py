@@ -11,8 +11,8 @@ from cli.console import console, fail, print_counts
 from cli.db import connect
 from cli.options import DataDir, Uri, User
 from cli.progress import phases
+from engine.workspace import Workspace
 from graphdb.loaders import LoadSummary, load_catalog, load_fashion200k, load_fashioniq
-from graphdb.settings import tailor_home
 from graphdb.stats import graph_summary
 from readers.records import ReaderError
 
@@ -22,12 +22,6 @@ app = typer.Typer(help="Load datasets into the graph (idempotent: a second run c
 Limit = Annotated[int | None, typer.Option("--limit", help="Only the first N products / triplets.")]
 Strict = Annotated[bool, typer.Option("--strict", help="A missing image file is an error, not a count.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Rows per transaction.")]
-
-
-def default_split_file(path: Path, limit: int | None) -> Path:
-    """Where a catalog's composed queries and split are kept, so every run uses the same ones."""
-    stem = path.resolve().parent.name + "-" + path.stem + (f"-limit{limit}" if limit else "")
-    return tailor_home() / "splits" / f"{stem}.json"
 
 
 def report(summary: LoadSummary, driver) -> None:
@@ -80,7 +74,7 @@ def catalog(
     if not path.is_file():
         raise fail(f"{path}: no such file")
     _run(load_catalog, uri, user, data_dir, path=path, mapping=presets[mapping],
-         split_file=split_file or default_split_file(path, limit), limit=limit, strict=strict,
+         split_file=split_file or Workspace.default().split_file(path, limit), limit=limit, strict=strict,
          caption_split=caption_split, batch_size=batch_size)
 
 

@@ -8,125 +8,104 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.console import console, fail, print_json
+from cli.console import console, engine_errors, fail, print_json
 from cli.db import connect
 from cli.options import DataDir, Uri, User
-from cli.pipeline import featurize_graph, publish, read_graph
-from cli.workspace import Workspace
+from cli.progress import phases
+from engine.workspace import Workspace
 
 if TYPE_CHECKING:
     from gnn.config import ExperimentConfig
 
-ImageModel = Annotated[str, typer.Option("--image-encoder", help="efficientnet-lite0 (offline) | resnet18")]
-TextModel = Annotated[str, typer.Option("--text-encoder", help="minilm (packaged) | a sentence-transformers name/path")]
+ImageModel = Annotated[str | None, typer.Option("--image-encoder", help=(
+    "efficientnet-lite0 (offline, the default) | resnet18; default: the config's"))]
+TextModel = Annotated[str | None, typer.Option("--text-encoder", help=(
+    "minilm (packaged, the default) | a sentence-transformers name/path; default: the config's"))]
 Strict = Annotated[bool, typer.Option("--strict", help="A broken image is an error, not a report line.")]
 Epochs = Annotated[int | None, typer.Option("--epochs", help="Training budget (epochs; early stopping may end sooner).")]
-Seed = Annotated[int, typer.Option("--seed", help="Seed for repeatable runs.")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Seed for repeatable runs (default: the config's).")]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help=(
     'JSON overrides of the experiment config, e.g. {"simulation": {"enabled": false}} (see gnn/config.py).'))]
 
 
+def experiment_config(epochs: int | None, seed: int | None, path: Path | None = None,
+                      image_encoder: str | None = None, text_encoder: str | None = None) -> ExperimentConfig:
+    """Defaults, then the JSON file's overrides, then the command line's."""
+    from gnn.config import ExperimentConfig
+
+    try:
+        config = ExperimentConfig.from_file(path, epochs=epochs, seed=seed)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if image_encoder:
+        config.features.image_encoder = image_encoder
+    if text_encoder:
+        config.features.text_encoder = text_encoder
+    return config
+
+
 def featurize(
-    image_encoder: ImageModel = "efficientnet-lite0", text_encoder: TextModel = "minilm", strict: Strict = False,
+    image_encoder: ImageModel = None, text_encoder: TextModel = None, strict: Strict = False,
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
     """Encoder features for every node (images, captions, attributes), cached by content hash."""
-    from gnn.featurize import FeaturizationError
+    from engine.pipeline import featurize_graph, read_graph
+    from gnn.features.featurize import FeaturizationError
 
-    ws = Workspace.default()
+    config = experiment_config(None, None, None, image_encoder, text_encoder)
     with connect(uri, user, data_dir) as driver:
-        export = read_graph(driver)
+        export = read_graph(driver, console.print)
     try:
-        result = featurize_graph(export, ws, image_encoder, text_encoder, strict)
+        with phases() as start:
+            result = featurize_graph(export, Workspace.default(), config.features, strict, console.print, start)
     except FeaturizationError as exc:
         raise fail(str(exc)) from exc
     for failure in result.failed_images[:20]:
         console.print(f"[yellow]failed[/] {failure.id}: {failure.source}: {failure.reason}")
 
 
-def experiment_config(epochs: int | None, seed: int, path: Path | None = None) -> ExperimentConfig:
-    """Defaults, then the JSON file's overrides, then --epochs and --seed."""
-    import json
-
-    from gnn.config import ExperimentConfig
-
-    overrides = {}
-    if path is not None:
-        try:
-            overrides = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise fail(f"{path}: {exc}") from exc
-    try:
-        config = ExperimentConfig.from_overrides(overrides)
-    except (ValueError, TypeError) as exc:
-        raise fail(f"{path}: {exc}") from exc
-    config.train.seed = seed
-    if epochs is not None:
-        config.train.epochs = epochs
-    return config
-
-
 def train(
     model: Annotated[str, typer.Option(help="graph_catalog | graph_predicted | graph_caption")] = "graph_catalog",
-    epochs: Epochs = None, seed: Seed = 0, config_file: ConfigFile = None,
-    image_encoder: ImageModel = "efficientnet-lite0", text_encoder: TextModel = "minilm",
+    epochs: Epochs = None, seed: Seed = None, config_file: ConfigFile = None,
+    image_encoder: ImageModel = None, text_encoder: TextModel = None,
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
-    """Train the R-GCN (or reuse a checkpoint of the same config and data) and publish its index."""
-    from gnn.experiment import GRAPH_SOURCES, fit_model, model_config
-    from gnn.graph import build_graph_tensors
+    """Train the R-GCN (or reuse a checkpoint of the same config and data) and publish it."""
+    from engine.pipeline import train_and_publish
 
-    if model not in GRAPH_SOURCES:
-        raise fail(f"--model must be one of {', '.join(GRAPH_SOURCES)}")
-    ws = Workspace.default()
-    config = model_config(model, experiment_config(epochs, seed, config_file))
-    with connect(uri, user, data_dir) as driver:
-        export = read_graph(driver)
-        features = featurize_graph(export, ws, image_encoder, text_encoder)
-        g = build_graph_tensors(export, features.arrays, config.graph)
-        if "train" not in g.queries:
-            raise fail("the graph has no training queries: load a catalog first (tailor load catalog ...)")
-        run = fit_model(model, g, config, ws.checkpoints, log=console.print,
-                        truth=export.image_attributes(("catalog",)))
-        publish(run, export, ws, features.arrays["Image"], driver)
-
-
-def require_attribute_source(export, name: str) -> None:
-    """Fail with what to run when a graph model's attribute source has no edges in the graph."""
-    needs = {"graph_predicted": "predicted", "graph_caption": "caption"}
-    have = {e.relation.split(":", 1)[1] for e in export.edges if e.relation.startswith("HAS_ATTRIBUTE:")}
-    source = needs.get(name)
-    if source is not None and source not in have:
-        raise fail(f"{name} needs HAS_ATTRIBUTE edges with source '{source}'"
-                   + (": run `tailor attributes train` and `tailor attributes predict` first"
-                      if source == "predicted" else ": load with --caption-split"))
+    config = experiment_config(epochs, seed, config_file, image_encoder, text_encoder)
+    with connect(uri, user, data_dir) as driver, engine_errors(), phases() as start:
+        train_and_publish(driver, Workspace.default(), model, config, console.print, start)
 
 
 def evaluate(
     out: Annotated[Path, typer.Option("--out", help="Folder for recall.json, recall.md, recall.png")] = Path("out/eval"),
     models: Annotated[str, typer.Option(help="Comma-separated models to report.")] = (
         "image_only,tirg,composeae,oracle,graph_catalog,graph_predicted"),
-    epochs: Epochs = None, seed: Seed = 0, config_file: ConfigFile = None,
-    per_group: Annotated[int, typer.Option(help="Balanced set cap.")] = 20,
-    image_encoder: ImageModel = "efficientnet-lite0", text_encoder: TextModel = "minilm",
+    epochs: Epochs = None, seed: Seed = None, config_file: ConfigFile = None,
+    per_group: Annotated[int | None, typer.Option(help="Balanced set cap (default: the config's).")] = None,
+    image_encoder: ImageModel = None, text_encoder: TextModel = None,
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
     """Every model on the same test queries (same features, same training budget): one table."""
-    from gnn.experiment import ALL_MODELS, GRAPH_SOURCES, evaluate_models, markdown_table, write_report
+    from engine.pipeline import prepare, require_attribute_source
+    from experiments.recall_table import ALL_MODELS, evaluate_models, markdown_table, write_report
+    from gnn.training.fit import GRAPH_SOURCES
 
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     unknown = [m for m in names if m not in ALL_MODELS and m not in GRAPH_SOURCES]
     if unknown:
-        raise fail(f"unknown models {unknown}; choose from {', '.join(ALL_MODELS + ('graph_caption',))}")
+        raise fail(f"unknown models {unknown}; choose from {', '.join(dict.fromkeys(ALL_MODELS + tuple(GRAPH_SOURCES)))}")
     ws = Workspace.default()
-    config = experiment_config(epochs, seed, config_file)
-    with connect(uri, user, data_dir) as driver:
-        export = read_graph(driver)
-    for name in names:
-        require_attribute_source(export, name)
-    features = featurize_graph(export, ws, image_encoder, text_encoder)
-    report = evaluate_models(export, features.arrays, config, names, ws.checkpoints, per_group=per_group,
-                             log=console.print)
+    config = experiment_config(epochs, seed, config_file, image_encoder, text_encoder)
+    if per_group is not None:
+        config.eval.per_group = per_group
+    with connect(uri, user, data_dir) as driver, engine_errors(), phases() as start:
+        prepared = prepare(driver, ws, config, console.print, start)
+        for name in names:
+            require_attribute_source(prepared.export, name)
+        report = evaluate_models(prepared.export, prepared.features.arrays, config, names, ws.checkpoints,
+                                 log=console.print, start_phase=start)
     write_report(report, out)
     console.print(markdown_table(report))
     console.print(f"wrote {out / 'recall.json'}, {out / 'recall.md'}, {out / 'recall.png'}")
@@ -141,24 +120,19 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Rank products for a candidate and a relative caption with the published graph model."""
-    from cli.pictures import Tile, render_query
-    from gnn.encoders import text_encoder as make_text_encoder
+    from cli.pictures import query_sheet
+    from engine.pipeline import load_published
 
     ws = Workspace.default()
-    engine = load_engine(ws, make_text_encoder("minilm"))
+    with engine_errors():
+        engine = load_published(ws).searcher
     try:
         result = engine.search(image, text, k)
     except KeyError as exc:
-        raise fail(str(exc)) from exc
+        raise fail(f"{exc.args[0]} (not in the published index: load it, then run `tailor sync`)", 2) from exc
     bundle = engine.bundle
-    path = picture or ws.outputs / f"search-{image}.png"
-    render_query(
-        Tile(bundle.image_paths[bundle.image_row[image]], f"{image}: {bundle.image_titles[bundle.image_row[image]]}"),
-        text,
-        [Tile(bundle.image_paths[bundle.image_row[i]], f"{n + 1}. {i} {bundle.image_titles[bundle.image_row[i]]}",
-              "green" if i == target else None) for n, (i, _) in enumerate(result.hits)],
-        path,
-    )
+    path = query_sheet(bundle, image, text, [i for i, _ in result.hits], picture or ws.outputs / f"search-{image}.png",
+                       target=target)
     if as_json:
         print_json({"candidate": image, "text": text, "roles": dataclasses.asdict(result.roles),
                     "results": [{"id": i, "score": s} for i, s in result.hits], "picture": str(path)})
@@ -170,27 +144,6 @@ def search(
         mark = "  <- target" if i == target else ""
         console.print(f"{n:>3}. {i:>8}  {score:.3f}  {bundle.image_titles[bundle.image_row[i]]}{mark}")
     console.print(f"picture: {path}")
-
-
-def load_engine(ws: Workspace, text_encoder):
-    """The published model, bundle and index (made by `tailor train`)."""
-    return load_published(ws, text_encoder)[0]
-
-
-def load_published(ws: Workspace, text_encoder):
-    """The published engine and the checkpoint it was built from (its config, for refreshes)."""
-    from gnn.checkpoint import load_checkpoint
-    from gnn.index import ImageIndex
-    from gnn.model import GraphRetriever
-    from gnn.search import QueryEngine, SearchBundle
-
-    if not ws.current_model.exists():
-        raise fail(f"no trained model in {ws.index_dir}: run `tailor train` first")
-    ckpt = load_checkpoint(ws.current_model)
-    model = GraphRetriever(ckpt.in_dims, ckpt.relations, ckpt.config.model)
-    model.load_state_dict(ckpt.state_dict)
-    engine = QueryEngine(model, SearchBundle.load(ws.bundle), ImageIndex.load(ws.faiss), text_encoder)
-    return engine, ckpt
 
 
 def register(app: typer.Typer) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from readers.files import atomic_write
 
 TILE = 160
 PAD = 8
@@ -56,9 +56,22 @@ def render_query(candidate: Tile, text: str, results: list[Tile], path: Path, pe
     for i, tile in enumerate(results):
         r, c = divmod(i, per_row)
         place(tile, PAD + c * (TILE + PAD), PAD + (r + 1) * (TILE + CAPTION_H + PAD))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    sheet.save(tmp, "PNG")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda fh: sheet.save(fh, "PNG"))
+
+
+def query_sheet(bundle, candidate: str, text: str, results: list[str], path: Path, target: str | None = None,
+                marks: dict[str, str] | None = None) -> Path:
+    """The picture of one answer from a published bundle: the candidate, the text, the ranked results
+    (the known ``target`` outlined green, ``marks`` outlining others: id -> colour)."""
+
+    def tile(image_id: str, label: str, highlight: str | None = None) -> Tile:
+        row = bundle.image_row[image_id]
+        return Tile(bundle.image_paths[row], label, highlight)
+
+    outlines = {**(marks or {}), **({target: "green"} if target else {})}
+    return render_query(
+        tile(candidate, f"{candidate}: {bundle.image_titles[bundle.image_row[candidate]]}"), text,
+        [tile(i, f"{n}. {i} {bundle.image_titles[bundle.image_row[i]]}", outlines.get(i))
+         for n, i in enumerate(results, 1)],
+        path,
+    )

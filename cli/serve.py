@@ -24,7 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from cli.session import InteractionError, InteractiveSession
+from engine.errors import INTERACTION_ERRORS, EngineError
+from engine.session import InteractiveSession
 
 MAX_BODY = 1 << 20  # 1 MiB: a query, a like or a tag is a few hundred bytes
 
@@ -80,8 +81,10 @@ def make_handler(session: InteractiveSession) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.OK, work())
             except BadRequest as exc:
                 self._send(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-            except InteractionError as exc:
+            except INTERACTION_ERRORS as exc:
                 self._send(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)})
+            except EngineError as exc:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
 
         def do_GET(self) -> None:  # noqa: N802 - the http.server interface
             url = urlparse(self.path)

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
-# Node kinds in the order they are stacked in the global node index.
-NODE_KINDS = ("Image", "Caption", "Attribute")
+from readers.graph_records import INTERACTION_TYPES, NODE_KINDS
+
+__all__ = [
+    "NODE_KINDS", "EvalConfig", "ExperimentConfig", "FeatureConfig", "GraphConfig", "ModelConfig", "SimulationConfig",
+    "TrainConfig",
+]
+
+
+# Confidence thresholds at which predicted-attribute edges are counted (the paper's Table 5 rows).
+PREDICTED_EDGE_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+@dataclass
+class FeatureConfig:
+    """The encoders node features come from (names as :func:`gnn.features.encoders.image_encoder` and
+    :func:`~gnn.features.encoders.text_encoder` take them). Saved with every checkpoint and engine, so a
+    refresh encodes new text and images with the encoders the model was trained on."""
+
+    image_encoder: str = "efficientnet-lite0"  # offline default; "resnet18" where weights can be downloaded
+    text_encoder: str = "minilm"  # the packaged all-MiniLM-L6-v2; any sentence-transformers name or path
 
 
 @dataclass
@@ -20,7 +40,7 @@ class GraphConfig:
     # the batch's captions only). Turn on to follow the paper's "messages flow both ways" literally.
     caption_to_image: bool = False  # MODIFIES: caption -> candidate image
     caption_to_attribute: bool = False  # MENTIONS: caption -> attribute
-    interactions: tuple[str, ...] = ("USER_TAGGED", "LIKED_WITH", "LIKED_FOR", "LIKED_FROM")
+    interactions: tuple[str, ...] = INTERACTION_TYPES
     min_confidence: float = 0.0
 
 
@@ -31,7 +51,7 @@ class ModelConfig:
     dropout: float = 0.2
     num_bases: int | None = None  # basis decomposition of relation weights (None: full weights)
     composition: str = "composeae"  # composeae | concat
-    conv: str = "fast"  # fast (gnn.layers) | pyg (torch_geometric RGCNConv); same maths
+    conv: str = "fast"  # fast (gnn.nn.layers) | pyg (torch_geometric RGCNConv); same maths
 
 
 @dataclass
@@ -77,11 +97,22 @@ class SimulationConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How the recall table is measured (does not change training)."""
+
+    per_group: int = 20  # the group-balanced set: at most this many queries from one product group
+    ks: tuple[int, ...] = (1, 10, 50)
+    split: str = "test"
+
+
+@dataclass
 class ExperimentConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +132,25 @@ class ExperimentConfig:
         return cls.from_dict(data)
 
     @classmethod
+    def from_file(cls, path: Path | None = None, **train: Any) -> ExperimentConfig:
+        """Defaults, then the JSON file's overrides, then ``train`` fields (``epochs=``, ``seed=``; None
+        leaves the value). Errors name the file."""
+        overrides: dict[str, Any] = {}
+        if path is not None:
+            try:
+                overrides = json.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ValueError(f"{path}: {exc}") from exc
+        try:
+            config = cls.from_overrides(overrides)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+        for name, value in train.items():
+            if value is not None:
+                setattr(config.train, name, value)
+        return config
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
         def build(kind, values):
             names = {f.name for f in fields(kind)}
@@ -108,9 +158,17 @@ class ExperimentConfig:
             return kind(**kwargs)
 
         return cls(
+            features=build(FeatureConfig, data.get("features", {})),
             graph=build(GraphConfig, data.get("graph", {})),
             model=build(ModelConfig, data.get("model", {})),
             train=build(TrainConfig, data.get("train", {})),
             # Checkpoints from before simulated interactions existed trained without them.
             simulation=build(SimulationConfig, data.get("simulation", {"enabled": False})),
+            eval=build(EvalConfig, data.get("eval", {})),
         )
+
+    def training_key(self) -> dict[str, Any]:
+        """The part of the config that decides a trained model (what a checkpoint is reused by)."""
+        key = self.to_dict()
+        key.pop("eval")
+        return key

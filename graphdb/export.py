@@ -1,6 +1,6 @@
-"""Streaming reads of the graph into plain Python records for the model (no tensors here).
+"""Streaming reads of the graph into plain records (readers.graph_records); no tensors here.
 
-The model side (``gnn.graph``) turns a :class:`GraphExport` into tensors. Node order is sorted by id
+The model side (``gnn.data.graph``) turns a :class:`GraphExport` into tensors. Node order is sorted by id
 within each node kind, so the id map is stable across exports of the same graph.
 """
 
@@ -8,75 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from neo4j import Driver
 
-# Relationship types that carry messages in the R-GCN, with how their end points are read.
-# TARGETS is read separately: supervision only, never a message edge.
-INTERACTION_TYPES = ("USER_TAGGED", "LIKED_WITH", "LIKED_FOR", "LIKED_FROM")
-
-
-@dataclass
-class ImageRow:
-    id: str
-    image_path: str
-    title: str
-    split: str
-    group: str
-
-
-@dataclass
-class CaptionRow:
-    id: str
-    text: str
-    split: str
-    group: str
-    candidate: str | None
-    target: str | None
-
-
-@dataclass
-class TypedEdge:
-    """An edge between two nodes given by (kind, id); ``relation`` names its R-GCN relation type."""
-
-    relation: str
-    src_kind: str
-    src: str
-    dst_kind: str
-    dst: str
-
-
-@dataclass
-class GraphExport:
-    images: list[ImageRow] = field(default_factory=list)
-    captions: list[CaptionRow] = field(default_factory=list)
-    attributes: dict[str, str] = field(default_factory=dict)  # name -> kind
-    edges: list[TypedEdge] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def edges_per_second(self) -> float:
-        return len(self.edges) / self.seconds if self.seconds else 0.0
-
-    def image_attributes(self, sources: tuple[str, ...] = ("catalog",)) -> dict[str, set[str]]:
-        """Image id -> attribute names, from HAS_ATTRIBUTE edges of the given sources."""
-        wanted = {f"HAS_ATTRIBUTE:{s}" for s in sources}
-        out: dict[str, set[str]] = {}
-        for e in self.edges:
-            if e.relation in wanted:
-                out.setdefault(e.src, set()).add(e.dst)
-        return out
-
-    def caption_roles(self) -> dict[str, dict[str, set[str]]]:
-        """Caption id -> role (added/removed/mentioned) -> attribute names."""
-        out: dict[str, dict[str, set[str]]] = {}
-        for e in self.edges:
-            if e.relation.startswith("MENTIONS:"):
-                role = e.relation.split(":", 1)[1]
-                out.setdefault(e.src, {}).setdefault(role, set()).add(e.dst)
-        return out
-
+from readers.graph_records import INTERACTION_TYPES, MODIFIES, CaptionRow, GraphExport, ImageRow, TypedEdge
 
 _IMAGES = "MATCH (i:Image) RETURN i.id AS id, coalesce(i.image_path, '') AS path, coalesce(i.title, '') AS title, coalesce(i.split, '') AS split, coalesce(i.group, '') AS grp ORDER BY id"
 _CAPTIONS = """
@@ -135,7 +70,7 @@ def export_graph(
         if progress:
             progress("nodes", len(out.images) + len(out.captions) + len(out.attributes))
         for r in session.run(_MODIFIES):
-            out.edges.append(TypedEdge("MODIFIES", "Caption", r["src"], "Image", r["dst"]))
+            out.edges.append(TypedEdge(MODIFIES, "Caption", r["src"], "Image", r["dst"]))
         for r in session.run(_MENTIONS):
             out.edges.append(TypedEdge(f"MENTIONS:{r['role']}", "Caption", r["src"], "Attribute", r["dst"]))
         if progress:
@@ -163,7 +98,7 @@ def _add_liked_captions(out: GraphExport, rows) -> None:
         out.captions.append(CaptionRow(r["id"], r["text"], r["split"], r["grp"],
                                        candidates[0] if candidates else None, None))
         for candidate in candidates:
-            out.edges.append(TypedEdge("MODIFIES", "Caption", r["id"], "Image", candidate))
+            out.edges.append(TypedEdge(MODIFIES, "Caption", r["id"], "Image", candidate))
         for name, role in r["mentions"]:
             out.edges.append(TypedEdge(f"MENTIONS:{role}", "Caption", r["id"], "Attribute", name))
 

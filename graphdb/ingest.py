@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from neo4j import Driver, ManagedTransaction, ResultSummary
 from neo4j.exceptions import ConstraintError
 
+from readers.graph_records import CAPTION_ROLES
 from readers.records import ImageRecord, QueryRecord, ReaderError
 
 __all__ = ["IngestError", "IngestReport", "batched", "default_workers", "ingest_images", "ingest_queries"]
@@ -343,7 +344,6 @@ def _write_image_batch(
 # --- queries -------------------------------------------------------------------------------------
 
 
-_ROLES = ("added", "removed", "mentioned")  # MENTIONS {role}, in the order _CREATE_CAPTIONS takes them
 
 
 @dataclass(slots=True)
@@ -357,12 +357,12 @@ class _CaptionRow:
     line: int
     candidates: list[str]
     targets: list[str]
-    by_role: tuple[tuple[str, ...], ...]  # attribute names added, removed, mentioned (as in _ROLES)
+    by_role: tuple[tuple[str, ...], ...]  # attribute names added, removed, mentioned (as in CAPTION_ROLES)
 
     @property
     def mentions(self) -> list[tuple[str, str]]:
         """(attribute name, role) pairs."""
-        return [(name, role) for role, names in zip(_ROLES, self.by_role, strict=True) for name in names]
+        return [(name, role) for role, names in zip(CAPTION_ROLES, self.by_role, strict=True) for name in names]
 
 
 @dataclass

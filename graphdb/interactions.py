@@ -47,6 +47,7 @@ from neo4j import Driver, ManagedTransaction
 
 from graphdb.schema import CYPHER_DIR
 from readers.captions import CaptionRoles
+from readers.graph_records import LIKE_TYPES, LIKED_FOR, LIKED_FROM, LIKED_WITH, USER_TAGGED
 from readers.records import normalise_value
 
 __all__ = [
@@ -69,7 +70,6 @@ __all__ = [
 ]
 
 CURATOR_DIR = CYPHER_DIR / "curator"
-LIKE_TYPES = ("LIKED_WITH", "LIKED_FOR", "LIKED_FROM")
 QUERY_SPLIT = "query"  # the split of captions that users typed (never training or evaluation data)
 
 
@@ -287,12 +287,12 @@ def like(driver: Driver, query_id: str, image_ids: list[str] | tuple[str, ...], 
         _require_images(tx, images)
         counts = dict.fromkeys(LIKE_TYPES, 0)
         if pairs:
-            counts["LIKED_WITH"] = tx.run(_LIKED_WITH, pairs=pairs, who=who,
+            counts[LIKED_WITH] = tx.run(_LIKED_WITH, pairs=pairs, who=who,
                                           query_id=query_id).consume().counters.relationships_created
-        counts["LIKED_FOR"] = tx.run(_LIKED_FOR, query_id=query_id, images=images,
+        counts[LIKED_FOR] = tx.run(_LIKED_FOR, query_id=query_id, images=images,
                                      who=who).consume().counters.relationships_created
         for candidate in sorted(candidates):  # one, unless a caption was ingested with several
-            counts["LIKED_FROM"] += tx.run(_LIKED_FROM, candidate_id=candidate, images=images, who=who,
+            counts[LIKED_FROM] += tx.run(_LIKED_FROM, candidate_id=candidate, images=images, who=who,
                                            query_id=query_id).consume().counters.relationships_created
         return LikeResult(counts, candidates[0] if len(candidates) == 1 else ",".join(sorted(candidates)))
 
@@ -346,7 +346,7 @@ def merge_attributes(driver: Driver, keep: str, drop: str, database: str | None 
         if missing:
             raise UnknownNodeError(f"unknown attribute {', '.join(map(repr, missing))}; nothing changed")
         record = tx.run(cypher_script("merge_attributes"), keep=keep_name, drop=drop_name).single(strict=True)
-        return {"HAS_ATTRIBUTE": record["has_attribute"], "USER_TAGGED": record["user_tagged"],
+        return {"HAS_ATTRIBUTE": record["has_attribute"], USER_TAGGED: record["user_tagged"],
                 "MENTIONS": record["mentions"]}
 
     return _write(driver, work, database=database)
@@ -376,7 +376,7 @@ def remove_interactions(driver: Driver, who: str, database: str | None = None) -
     Attributes that tags created stay (other edges may use them)."""
 
     def work(tx: ManagedTransaction) -> dict[str, int]:
-        edges = tx.run(_REMOVE_INTERACTIONS, types=["USER_TAGGED", *LIKE_TYPES], who=who).single(strict=True)
+        edges = tx.run(_REMOVE_INTERACTIONS, types=[USER_TAGGED, *LIKE_TYPES], who=who).single(strict=True)
         queries = tx.run(_REMOVE_QUERIES, split=QUERY_SPLIT, who=who).single(strict=True)
         return {"relationships": edges["removed"], "queries": queries["removed"]}
 

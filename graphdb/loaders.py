@@ -6,7 +6,6 @@ the progress bars.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from graphdb.ingest import IngestReport, ingest_images, ingest_queries
 from readers.captions import Vocabulary, caption_split_attributes
 from readers.catalog import MYNTRA, ColumnMapping, missing_images, read_catalog
 from readers.composed import ComposedConfig, load_or_build
+from readers.progress import StartPhase, no_progress
 from readers.records import AttributeValue, ImageRecord, QueryRecord, ReaderError
 
 # (phase, total) starts a bar; (phase, advance) moves it.
-StartPhase = Callable[[str, int], Callable[[int], None]]
 
 
 @dataclass
@@ -43,10 +42,6 @@ class LoadSummary:
         rels = self.images.relationships_created + self.queries.relationships_created
         secs = self.images.seconds + self.queries.seconds
         return rels / secs if secs else 0.0
-
-
-def _no_progress(phase: str, total: int) -> Callable[[int], None]:
-    return lambda n: None
 
 
 def _check_missing(records: list[ImageRecord], source: str, strict: bool) -> list[str]:
@@ -78,7 +73,7 @@ def load_catalog(
     strict: bool = False,
     caption_split: bool = False,
     batch_size: int = 5000,
-    start_phase: StartPhase = _no_progress,
+    start_phase: StartPhase = no_progress,
 ) -> LoadSummary:
     """Products, their catalog attributes, and Fashion200K-style composed queries split by group."""
     summary = LoadSummary()
@@ -111,7 +106,7 @@ def load_fashioniq(
     images_dir: Path | None = None,
     limit: int | None = None,
     batch_size: int = 5000,
-    start_phase: StartPhase = _no_progress,
+    start_phase: StartPhase = no_progress,
 ) -> LoadSummary:
     """FashionIQ triplets of one split; metadata-only when ``images_dir`` is None."""
     from readers.fashioniq import fashioniq_vocabulary, read_fashioniq_images, read_fashioniq_queries
@@ -140,7 +135,7 @@ def load_fashion200k(
     root: Path,
     limit: int | None = None,
     batch_size: int = 5000,
-    start_phase: StartPhase = _no_progress,
+    start_phase: StartPhase = no_progress,
 ) -> LoadSummary:
     """Fashion200K train and test images (caption-split attributes) and TIRG's queries."""
     from readers.fashion200k import CaptionIndex, read_fashion200k_images, read_fashion200k_test_queries

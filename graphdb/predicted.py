@@ -1,6 +1,6 @@
 """Attributes predicted from images, in and out of Neo4j.
 
-Reads what the attribute classifier (``gnn.attributes``) needs that the export lacks: every kind of each
+Reads what the attribute classifier (``gnn.attributes.predictor``) needs that the export lacks: every kind of each
 attribute name (``Attribute.kinds``; the export keeps one kind per name, and myntra names such as
 "watches" are both an article type and a sub-category).
 
@@ -17,8 +17,8 @@ Writes predictions as ``(:Image)-[:HAS_ATTRIBUTE {source: 'predicted', confidenc
   batch's images with their old predicted edges, never with none.
 - **Only existing nodes.** Predictions come from the catalog vocabulary: Attribute and Image nodes are
   only MATCHed, never created; names or images the graph lacks are counted in the report and skipped.
-- ``updated_at`` is set on the images whose predicted edges changed (``graphdb.embeddings.changed_since``
-  reads it). Edges of other sources (catalog, caption, user) are never touched.
+- ``updated_at`` is set on the images whose predicted edges changed (an incremental
+  ``tailor sync`` finds them by it). Edges of other sources (catalog, caption, user) are never touched.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from readers.files import atomic_write
 from readers.records import ImageRecord, QueryRecord, ReaderError, normalise_value
 from readers.splits import DEFAULT_RATIOS, SPLITS, assign_split, check_ratios
 
@@ -297,9 +298,7 @@ class ComposedQueries:
             yield replace(r, split=self.image_splits.get(r.id, "train"), group=self.image_groups.get(r.id, ""))
 
     def save(self, path: str | Path) -> Path:
-        """Write to JSON atomically (a temporary file in the same folder, then os.replace)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write to JSON atomically (a temporary file in the same folder, then a rename)."""
         groups = sorted({q.group for q in self.queries} | set(self.image_groups.values()))
         index = {g: i for i, g in enumerate(groups)}
         doc = {
@@ -315,17 +314,7 @@ class ComposedQueries:
                                   q.extra.get("kind", ""), list(q.added), list(q.removed)]
                                  for q in self.queries]},
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, ensure_ascii=False, separators=(",", ":"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return path
+        return atomic_write(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
     @classmethod
     def load(cls, path: str | Path) -> ComposedQueries:

@@ -30,11 +30,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from readers.files import atomic_write
 
 __all__ = [
     "LocalServer",
@@ -246,18 +247,7 @@ def _adopt_cds_archive(pending: Path) -> None:
 def _write_private(path: Path, text: str) -> None:
     """Writes ``text`` to ``path`` atomically (temp file + rename), readable by the owner only."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text, mode=0o600)
 
 
 def _password_file(data_dir: Path) -> Path:
@@ -401,11 +391,7 @@ class LocalServer:
             "host": self.host,
             "started_at": time.time(),
         }
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".server.json.", dir=self.data_dir)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state, handle)
-        os.replace(tmp, self.state_file)
+        atomic_write(self.state_file, json.dumps(state))
 
     def _clear_state(self) -> None:
         with contextlib.suppress(FileNotFoundError):

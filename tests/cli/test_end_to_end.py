@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from cli.serve import InteractionServer
-from cli.session import InteractiveSession
-from cli.workspace import Workspace
+from engine.published import EngineStore
+from engine.session import InteractiveSession
+from engine.workspace import Workspace
 
 pytestmark = pytest.mark.neo4j
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
@@ -40,8 +41,8 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
            "TAILOR_HOME": str(tmp_path / "home")}
     _invoke(env, "load", "catalog", str(CATALOG), "--limit", "400")
     _invoke(env, "train", "--epochs", "2")
-    index = tmp_path / "home" / "index"
-    assert (index / "images.faiss").exists() and (index / "model.pt").exists()
+    generation = EngineStore(tmp_path / "home" / "engine").current()
+    assert {"manifest.json", "images.faiss", "model.pt", "bundle.pt"} <= {p.name for p in generation.iterdir()}
 
     # A test query from the saved split: its candidate and caption.
     records, _, _ = empty_graph.execute_query(

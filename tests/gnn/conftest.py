@@ -18,14 +18,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def lite0():
-    from gnn.encoders import image_encoder
+    from gnn.features.encoders import image_encoder
 
     return image_encoder("efficientnet-lite0", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def minilm():
-    from gnn.encoders import text_encoder
+    from gnn.features.encoders import text_encoder
 
     return text_encoder("minilm", device="cpu")
 

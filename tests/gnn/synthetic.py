@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphdb.export import CaptionRow, GraphExport, ImageRow, TypedEdge
+from readers.graph_records import CaptionRow, GraphExport, ImageRow, TypedEdge
 
 COLOURS = ["red", "blue", "green", "black"]
 TYPES = ["shirt", "dress", "shoe"]

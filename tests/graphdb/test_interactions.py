@@ -17,7 +17,7 @@ pytest.importorskip("neo4j")
 from neo4j.exceptions import Neo4jError  # noqa: E402
 
 from graphdb.explain import Explanation, explain  # noqa: E402
-from graphdb.export import GraphExport, export_base, update_base  # noqa: E402
+from graphdb.export import export_base, update_base  # noqa: E402
 from graphdb.ingest import ingest_images, ingest_queries  # noqa: E402
 from graphdb.interactions import (  # noqa: E402
     LikeResult,
@@ -34,6 +34,7 @@ from graphdb.interactions import (  # noqa: E402
     tag_image,
 )
 from readers.captions import CaptionRoles  # noqa: E402
+from readers.graph_records import GraphExport  # noqa: E402
 from readers.records import AttributeValue, ImageRecord, QueryRecord  # noqa: E402
 from tests.helpers import counts, scalar  # noqa: E402
 

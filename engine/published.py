@@ -1,0 +1,396 @@
+"""The published engine: what `search`, `query`, the interactions and `tailor serve` answer with, as one
+artifact on disk.
+
+Layout under ``$TAILOR_HOME/engine/``::
+
+    CURRENT                 the name of the live generation (replaced atomically, last)
+    gen-000007/
+      manifest.json         format, generation, model version, config (encoders included), data fingerprint,
+                            and every file's size and SHA-256
+      model.pt              the trained checkpoint
+      bundle.pt             per-layer embeddings of images and attributes (new queries are encoded from them)
+      images.faiss          the FAISS index of image embeddings, with images.ids.json
+      image_features.npz    the image features the embeddings were computed from
+      base.pkl              (optional) the base graph as last read from Neo4j, for incremental syncs
+
+A save writes a whole new generation folder (unchanged files are hard links to the previous one), then
+switches ``CURRENT``; a crash at any point leaves the previous generation live and the half-written
+folder is removed by the next save. A load checks every file against the manifest, so a corrupt or
+mismatched file is refused with its name and the fix, instead of answering with garbage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import ArtifactError, NotPublishedError
+from readers.files import atomic_write, atomic_write_json, fsync_dir
+from readers.graph_records import CaptionRow, GraphExport, ImageRow, TypedEdge
+
+FORMAT = "tailor.engine/1"
+BASE_FORMAT = "tailor.base/1"
+POINTER = "CURRENT"
+KEEP_GENERATIONS = 2  # the live one and the one before (a process that just read the pointer may load it)
+FILES = ("model.pt", "bundle.pt", "images.faiss", "images.ids.json", "image_features.npz")
+BASE_FILE = "base.pkl"
+REPAIR = "run `tailor sync --full` to rebuild the index from the database, or `tailor train` to publish anew"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Manifest:
+    """What a generation holds and how to check it."""
+
+    generation: int
+    version: str  # the model version: also written into the bundle, the index and every embedding
+    model_kind: str
+    config: dict[str, Any]  # the ExperimentConfig the model was trained with (encoders included)
+    data: dict[str, Any]  # the training data's fingerprint
+    counts: dict[str, int]
+    encoders: dict[str, dict[str, Any]] = field(default_factory=dict)  # image|text -> {config, name, dim}
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {bytes, sha256}
+    created_at: str = ""
+    format: str = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: Path) -> Manifest:
+        if data.get("format") != FORMAT:
+            raise ArtifactError(f"{where}: not a tailor engine manifest ({FORMAT}); {REPAIR}")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# --- the base graph an incremental sync starts from ---------------------------------------------------
+
+
+@dataclass
+class BaseGraph:
+    """The base graph (what image and attribute embeddings depend on) and the server time it was read at,
+    minus a safety margin: the next incremental sync re-reads what changed since ``marker``."""
+
+    export: GraphExport
+    marker: datetime
+
+
+_ROW_KINDS = (ImageRow, CaptionRow, TypedEdge)
+_ROW_GETTERS = {kind: attrgetter(*(f.name for f in fields(kind))) for kind in _ROW_KINDS}
+
+
+def _pack(base: BaseGraph, version: str) -> dict[str, Any]:
+    """As tuples: pickles several times faster than the dataclass records."""
+    e = base.export
+    return {"format": BASE_FORMAT, "version": version, "marker": base.marker.isoformat(),
+            "images": [_ROW_GETTERS[ImageRow](r) for r in e.images],
+            "captions": [_ROW_GETTERS[CaptionRow](c) for c in e.captions],
+            "attributes": e.attributes, "edges": [_ROW_GETTERS[TypedEdge](x) for x in e.edges]}
+
+
+def _unpack(state: dict[str, Any]) -> BaseGraph:
+    export = GraphExport(images=[ImageRow(*r) for r in state["images"]],
+                         captions=[CaptionRow(*c) for c in state["captions"]],
+                         attributes=state["attributes"], edges=[TypedEdge(*x) for x in state["edges"]])
+    return BaseGraph(export, datetime.fromisoformat(state["marker"]))
+
+
+# --- image features ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImageFeatures:
+    """Image id -> the feature vector its embedding is computed from (rows of one matrix)."""
+
+    ids: list[str]
+    matrix: np.ndarray  # [n, dim] float32
+    row: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.row = {i: r for r, i in enumerate(self.ids)}
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def get(self, image_id: str) -> np.ndarray | None:
+        r = self.row.get(image_id)
+        return None if r is None else self.matrix[r]
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self.row
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def with_rows(self, ids: list[str], vectors: np.ndarray) -> ImageFeatures:
+        """A copy with ``ids`` added or replaced."""
+        matrix = self.matrix.copy()
+        extra_ids, extra = [], []
+        for image_id, vec in zip(ids, vectors, strict=True):
+            r = self.row.get(image_id)
+            if r is None:
+                extra_ids.append(image_id)
+                extra.append(vec)
+            else:
+                matrix[r] = vec
+        if extra:
+            matrix = np.concatenate([matrix, np.stack(extra).astype(np.float32)])
+        return ImageFeatures(self.ids + extra_ids, matrix)
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, lambda fh: np.savez(fh, ids=np.array(self.ids), features=self.matrix))
+
+    @classmethod
+    def load(cls, path: Path) -> ImageFeatures:
+        blob = np.load(path, allow_pickle=False)
+        return cls(blob["ids"].tolist(), np.ascontiguousarray(blob["features"], dtype=np.float32))
+
+
+# --- the store of generations ------------------------------------------------------------------------
+
+
+class EngineStore:
+    """The published engine's generations under one folder, and the pointer to the live one."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @property
+    def pointer(self) -> Path:
+        return self.root / POINTER
+
+    def current(self) -> Path:
+        """The live generation's folder."""
+        try:
+            name = self.pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise NotPublishedError(f"no published engine in {self.root}: run `tailor train` first") from None
+        folder = self.root / name
+        if not name.startswith("gen-") or not folder.is_dir():
+            raise ArtifactError(f"{self.pointer} names {name!r}, which is not a generation folder here; {REPAIR}")
+        return folder
+
+    def exists(self) -> bool:
+        return self.pointer.exists()
+
+    def manifest(self, folder: Path | None = None) -> Manifest:
+        folder = folder or self.current()
+        path = folder / "manifest.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ArtifactError(f"{path} is missing; {REPAIR}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ArtifactError(f"{path} is not valid JSON ({exc}); {REPAIR}") from exc
+        return Manifest.from_json(data, path)
+
+    def verify(self, folder: Path, manifest: Manifest, names: tuple[str, ...] | None = None) -> None:
+        """Every listed file has the size and SHA-256 the manifest records; raises ArtifactError naming
+        the first that does not."""
+        for name, expected in manifest.files.items():
+            if names is not None and name not in names:
+                continue
+            path = folder / name
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                raise ArtifactError(f"{path} is missing from generation {manifest.generation}; {REPAIR}") from None
+            if size != expected["bytes"] or sha256_file(path) != expected["sha256"]:
+                raise ArtifactError(f"{path} does not match its manifest (corrupt or replaced); {REPAIR}")
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """One writer at a time across processes (a server and a command may both publish)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def generations(self) -> list[tuple[int, Path]]:
+        out = []
+        for p in self.root.glob("gen-*"):
+            if p.is_dir() and p.name[4:].isdigit():
+                out.append((int(p.name[4:]), p))
+        return sorted(out)
+
+    def commit(self, write: Any, manifest: Manifest, reuse: dict[str, Path] | None = None) -> Path:
+        """Write a new generation: ``write(folder)`` writes the changed files, ``reuse`` names files taken
+        over unchanged (hard-linked) from elsewhere; then the manifest with every file's checksum; then
+        the pointer. Returns the new folder. Call inside :meth:`writing`."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(".gen-*"):  # folders of saves that crashed before their switch
+            shutil.rmtree(stale, ignore_errors=True)
+        number = (self.generations()[-1][0] + 1) if self.generations() else 1
+        tmp = self.root / f".gen-{number:06d}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            for name, source in (reuse or {}).items():
+                try:
+                    os.link(source, tmp / name)
+                except OSError:  # another file system, or links not allowed
+                    shutil.copyfile(source, tmp / name)
+            write(tmp)
+            manifest.generation = number
+            manifest.created_at = datetime.now(UTC).isoformat(timespec="seconds")
+            manifest.files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                              for p in sorted(tmp.iterdir()) if p.is_file()}
+            atomic_write_json(tmp / "manifest.json", manifest.to_json())
+            final = self.root / f"gen-{number:06d}"
+            os.rename(tmp, final)
+            fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        atomic_write(self.pointer, final.name + "\n")
+        for _, old in self.generations()[:-KEEP_GENERATIONS]:
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+        return final
+
+
+def read_base(folder: Path, version: str) -> BaseGraph | None:
+    """The base graph saved with a generation, or None when there is none (or of another model)."""
+    try:
+        with open(folder / BASE_FILE, "rb") as fh:
+            state = pickle.load(fh)
+    except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+        return None
+    if state.get("format") != BASE_FORMAT or state.get("version") != version:
+        return None
+    return _unpack(state)
+
+
+def write_base(path: Path, base: BaseGraph, version: str) -> None:
+    atomic_write(path, lambda fh: pickle.dump(_pack(base, version), fh, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+# --- the engine itself -------------------------------------------------------------------------------
+
+
+class PublishedEngine:
+    """A trained model with everything it answers from: the checkpoint, the bundle of per-layer
+    embeddings and the FAISS index (inside :attr:`searcher`), the image features those were computed
+    from, and (after a sync) the base graph. Loaded whole from a generation, saved whole as a new one."""
+
+    def __init__(self, manifest: Manifest, checkpoint: Any, searcher: Any, image_features: ImageFeatures,
+                 base: BaseGraph | None = None, folder: Path | None = None):
+        self.manifest = manifest
+        self.checkpoint = checkpoint
+        self.searcher = searcher  # gnn.retrieval.search.QueryEngine: model, bundle, index, text features
+        self.image_features = image_features
+        self.base = base
+        self.folder = folder  # the generation this state was loaded from or last saved to
+        self.features_changed = False  # image features gained rows since that generation
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def bundle(self) -> Any:
+        return self.searcher.bundle
+
+    @property
+    def index(self) -> Any:
+        return self.searcher.index
+
+    @property
+    def model(self) -> Any:
+        return self.searcher.model
+
+    @property
+    def config(self) -> Any:
+        """The ExperimentConfig the model was trained with."""
+        return self.checkpoint.config
+
+    # --- loading ----------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, store: EngineStore, text_features: Any, verify: bool = True) -> PublishedEngine:
+        """The live generation. ``text_features`` encodes query text (quacks like a text encoder); it must
+        be the encoder the manifest names (see :func:`engine.pipeline.text_features_for`)."""
+        from gnn.checkpoint import load_checkpoint
+        from gnn.nn.model import GraphRetriever
+        from gnn.retrieval.index import ImageIndex
+        from gnn.retrieval.search import QueryEngine, SearchBundle
+
+        folder = store.current()
+        manifest = store.manifest(folder)
+        if verify:
+            store.verify(folder, manifest)
+        try:
+            checkpoint = load_checkpoint(folder / "model.pt")
+            bundle = SearchBundle.load(folder / "bundle.pt")
+            index = ImageIndex.load(folder / "images.faiss")
+            features = ImageFeatures.load(folder / "image_features.npz")
+        except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
+            raise ArtifactError(f"{folder}: {exc}; {REPAIR}") from exc
+        for what, version in (("model.pt", checkpoint.version), ("bundle.pt", bundle.version),
+                              ("images.faiss", index.version)):
+            if version != manifest.version:
+                raise ArtifactError(f"{folder / what} is of model version {version!r}, the manifest of "
+                                    f"{manifest.version!r}; {REPAIR}")
+        if len(index) != len(bundle.image_ids):
+            raise ArtifactError(f"{folder / 'images.faiss'} holds {len(index)} images, the bundle "
+                                f"{len(bundle.image_ids)}; {REPAIR}")
+        model = GraphRetriever(checkpoint.in_dims, checkpoint.relations, checkpoint.config.model)
+        model.load_state_dict(checkpoint.state_dict)
+        searcher = QueryEngine(model, bundle, index, text_features)
+        return cls(manifest, checkpoint, searcher, features, read_base(folder, manifest.version), folder)
+
+    # --- saving -----------------------------------------------------------------------------------
+    def save(self, store: EngineStore, model_file: Path | None = None) -> Path:
+        """This state as a new generation, made live. The model and the image features are hard links to
+        the last generation's unless they changed (``model_file``: the checkpoint to publish)."""
+        previous = self.folder
+
+        def write(folder: Path) -> None:
+            if model_file is not None or previous is None:
+                if model_file is None:
+                    raise ArtifactError("a first publish needs the checkpoint file")
+                shutil.copyfile(model_file, folder / "model.pt")
+            if self.features_changed or previous is None:
+                self.image_features.save(folder / "image_features.npz")
+            self.bundle.save(folder / "bundle.pt")
+            self.index.save(folder / "images.faiss")
+            if self.base is not None:
+                write_base(folder / BASE_FILE, self.base, self.version)
+
+        reuse = {}
+        if previous is not None:
+            if model_file is None:
+                reuse["model.pt"] = previous / "model.pt"
+            if not self.features_changed:
+                reuse["image_features.npz"] = previous / "image_features.npz"
+        self.manifest.counts = {"images": len(self.bundle.image_ids),
+                                "attributes": len(self.bundle.attribute_names),
+                                "image_features": len(self.image_features)}
+        with store.writing():
+            self.folder = store.commit(write, self.manifest, reuse)
+        self.features_changed = False
+        return self.folder

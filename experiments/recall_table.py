@@ -1,0 +1,171 @@
+"""The recall table: every model on the same test queries, trained with the same budget.
+
+Models: ``image_only``, ``tirg``, ``composeae`` (no graph), ``oracle`` (the ceiling),
+``graph_catalog`` / ``graph_predicted`` / ``graph_caption`` (see :mod:`gnn.training.fit`). A learned model
+is reused from a checkpoint made with the same config and data, else trained. The report is JSON, Markdown
+and a plot of recall@K.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from experiments.figures import pyplot, save_figure
+from gnn.checkpoint import fingerprint
+from gnn.config import ExperimentConfig
+from gnn.data.graph import GraphTensors, QuerySet, build_graph_tensors
+from gnn.nn.baselines import AttributeOracle, ImageOnly
+from gnn.training.evaluation import (
+    KS,
+    balanced_rows,
+    gallery_rows,
+    rank_queries,
+    recall_at_k,
+    retriever_scorer,
+)
+from gnn.training.fit import LEARNED, ModelRun, fit_model, model_config
+from readers.files import atomic_write, atomic_write_json
+from readers.graph_records import GraphExport
+from readers.progress import StartPhase
+
+ALL_MODELS = ("image_only", "tirg", "composeae", "oracle", "graph_catalog", "graph_predicted")
+Log = Callable[[str], None]
+
+
+def scorer_for(run: ModelRun, oracle: AttributeOracle | None = None):
+    if run.name == "oracle":
+        assert oracle is not None
+        return lambda cand, cap, rows: oracle.scores(run.graph, cand, cap, rows)
+    if run.name == "image_only":
+        return retriever_scorer(ImageOnly(), run.graph)
+    return retriever_scorer(run.model, run.graph)
+
+
+@dataclass
+class Report:
+    recall: dict = field(default_factory=dict)  # model -> query set -> metric -> value
+    curves: dict = field(default_factory=dict)  # model -> query set -> [R@1..R@50] (caption match)
+    training: dict = field(default_factory=dict)  # model -> epochs, seconds/epoch, train/val gap
+    counts: dict = field(default_factory=dict)
+
+
+def evaluate_models(
+    export: GraphExport,
+    features: dict[str, np.ndarray],
+    base: ExperimentConfig,
+    models: tuple[str, ...],
+    checkpoints: Path,
+    log: Log = print,
+    start_phase: StartPhase | None = None,
+) -> Report:
+    """Every model in ``models`` on the test queries of ``base.eval`` (all of them, and the group-balanced
+    set), each trained with ``base``'s budget or reused from its checkpoint."""
+    split, per_group = base.eval.split, base.eval.per_group
+    report = Report()
+    graphs: dict[str, GraphTensors] = {}
+    oracle_truth = export.image_attributes(("catalog",))
+    oracle = AttributeOracle(oracle_truth, export.caption_roles())
+    for name in models:
+        config = model_config(name, base)
+        key = fingerprint(config.graph.__dict__)
+        if key not in graphs:
+            graphs[key] = build_graph_tensors(export, features, config.graph)
+        g = graphs[key]
+        if name in LEARNED:
+            run = fit_model(name, g, config, checkpoints, log, start_phase, truth=oracle_truth)
+            meta = run.meta
+            hist = meta.get("history", [])
+            best = next((h for h in hist if h["epoch"] == meta["best_epoch"]), {})
+            report.training[name] = {
+                "best_epoch": meta["best_epoch"],
+                "epochs_run": len(hist),
+                "seconds_per_epoch": float(np.median([h["seconds"] for h in hist])) if hist else None,
+                "train_id_R@10": best.get("train_id_r10"),
+                "val_id_R@10": best.get("val_id_r10"),
+                "reused_checkpoint": run.reused,
+            }
+        else:
+            run = ModelRun(name, None, g)
+        score = scorer_for(run, oracle)
+        qs: QuerySet = g.queries[split]
+        known = qs.with_targets()
+        sets = {"all": known, "balanced": known.subset(balanced_rows(known.groups, per_group))}
+        rows = gallery_rows(g, split)
+        report.recall[name], report.curves[name] = {}, {}
+        for set_name, q in sets.items():
+            ranked = rank_queries(score, q, rows, max(KS))
+            report.recall[name][set_name] = recall_at_k(ranked, q.target, g.image_title, KS)
+            curve = recall_at_k(ranked, q.target, g.image_title, range(1, max(KS) + 1))
+            report.curves[name][set_name] = {
+                "id": [curve[f"id_R@{k}"] for k in range(1, max(KS) + 1)],
+                "cap": [curve[f"cap_R@{k}"] for k in range(1, max(KS) + 1)],
+            }
+            report.counts[set_name] = len(q)
+        r = report.recall[name]
+        log(
+            f"{name}: all id_R@10 {r['all']['id_R@10']:.1f} cap_R@10 {r['all']['cap_R@10']:.1f} | "
+            f"balanced id_R@10 {r['balanced']['id_R@10']:.1f}"
+        )
+        report.counts["gallery"] = len(rows)
+        report.counts["per_group"] = per_group
+    return report
+
+
+def markdown_table(report: Report) -> str:
+    lines = [
+        f"Test queries: all {report.counts.get('all', 0):,}, group-balanced {report.counts.get('balanced', 0):,} "
+        f"(at most {report.counts.get('per_group', '?')} a group); gallery {report.counts.get('gallery', 0):,} test images, candidate excluded.",
+        "",
+        "| model | set | id R@1 | id R@10 | id R@50 | cap R@1 | cap R@10 | cap R@50 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, sets in report.recall.items():
+        for set_name, r in sets.items():
+            cells = [f"{r[f'{m}_R@{k}']:.1f}" for m in ("id", "cap") for k in KS]
+            lines.append(f"| {name} | {set_name} | " + " | ".join(cells) + " |")
+    if report.training:
+        lines += [
+            "",
+            "| model | best epoch | epochs run | s/epoch | train id R@10 | val id R@10 |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, t in report.training.items():
+            spe = f"{t['seconds_per_epoch']:.1f}" if t["seconds_per_epoch"] else "-"
+            lines.append(
+                f"| {name} | {t['best_epoch']} | {t['epochs_run']} | {spe} | "
+                f"{t['train_id_R@10'] or 0:.1f} | {t['val_id_R@10'] or 0:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(report: Report, path: Path) -> None:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), sharey=True)
+    panels = (
+        ("all", "id", "exact id, all test queries"),
+        ("balanced", "id", "exact id, group-balanced"),
+        ("all", "cap", "caption match, all test queries"),
+    )
+    ks = list(range(1, max(KS) + 1))
+    for ax, (set_name, metric, title) in zip(axes, panels, strict=True):
+        for name, sets in report.curves.items():
+            ax.plot(ks, sets[set_name][metric], label=name, linestyle="--" if name == "oracle" else "-")
+        ax.set_title(title)
+        ax.set_xlabel("K")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("recall@K (%)")
+    axes[-1].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def write_report(report: Report, out: Path) -> None:
+    atomic_write_json(out / "recall.json", report.recall)
+    atomic_write_json(out / "training.json", {"training": report.training, "counts": report.counts})
+    atomic_write(out / "recall.md", markdown_table(report))
+    plot_curves(report, out / "recall.png")
+

@@ -1,0 +1,605 @@
+"""Attributes predicted from images (paper appendix A.5, Table 5): a classifier over image features.
+
+Input: image features (EfficientNet-Lite0, 1280-d, L2-normalised, from the feature cache), the split of
+each image and its catalog attributes grouped by kind (colour, article_type, gender, ...). Output: per
+image a list of ``(attribute name, kind, confidence)``, which ``graphdb.predicted`` writes back as
+``HAS_ATTRIBUTE {source: 'predicted'}`` edges above a threshold.
+
+Choices, and why:
+
+- **Softmax per single-valued kind, sigmoid per multi-valued kind** (``mode="auto"``). In the myntra
+  catalog every image has exactly one colour, one article type, one gender, ...: the values of a kind
+  exclude each other, and a softmax says so (its probabilities sum to one, so at a threshold of 0.5 a kind
+  yields at most one edge). A catalog whose kind holds several values per image (FashionIQ-style word
+  lists) gets independent sigmoids for that kind instead. ``auto`` decides per kind from the training
+  images: softmax when at least ``single_valued_share`` of the images that have the kind have one value.
+  The rare image with two values of a softmax kind gets a soft target (half on each).
+- **One shared hidden layer, one output slice per kind.** The kinds are strongly correlated (the article
+  type fixes the sub- and master category, often the gender), so a shared layer lets them help each
+  other; each kind still has its own output units and its own loss. ``hidden=0`` gives linear heads.
+- **Trained on train-split images only.** The label vocabulary, the feature standardisation and every
+  gradient come from ``split == 'train'`` images; val images only choose the stopping epoch (lowest val
+  loss, best weights restored); test images are never looked at: they are what the accuracy is reported on.
+- **Values the training images never show get no output unit** (nothing to learn them from); held-out
+  images with such a value count as errors in the accuracy, so it is not flattered.
+- **Images without features** (a zero row: the featuriser could not read the file) are neither trained on
+  nor evaluated; :meth:`AttributePredictor.predict` gives them no predictions.
+- An attribute name may belong to several kinds (myntra: "watches" is an article type and a sub-category):
+  each kind predicts it on its own; a written edge takes the highest confidence (see :func:`merge_by_name`).
+  Where that makes an image look as if it had two values of one kind, :func:`catalog_labels` resolves it.
+
+Saved atomically (temp file + rename, like ``gnn.checkpoint``) with its config, weights, label vocabulary
+and training history, so a saved predictor reproduces its predictions.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gnn.checkpoint import atomic_save, fingerprint
+from gnn.config import PREDICTED_EDGE_THRESHOLDS as DEFAULT_THRESHOLDS
+
+FORMAT = "tailor.attributes/1"
+
+# Per image: kind -> the attribute names of that kind it has (its catalog labels).
+Labels = Mapping[str, Collection[str]]
+
+
+class Prediction(NamedTuple):
+    name: str
+    kind: str
+    confidence: float
+
+
+@dataclass
+class AttributeConfig:
+    hidden: int = 512  # shared hidden layer; 0 = linear heads straight on the features
+    dropout: float = 0.3
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 200  # upper bound; early stopping on the val loss usually ends far sooner
+    patience: int | None = 15  # epochs without a better val loss before stopping; None: run all epochs
+    batch_size: int = 256
+    seed: int = 0
+    mode: str = "auto"  # auto | softmax | sigmoid (see the module docstring)
+    single_valued_share: float = 0.95
+    min_count: int = 1  # train images a value needs to get an output unit
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "softmax", "sigmoid"):
+            raise ValueError(f"mode must be auto, softmax or sigmoid, not {self.mode!r}")
+
+
+@dataclass
+class KindVocab:
+    """One kind's output units: ``values[j]`` is unit ``offset + j`` of the logits."""
+
+    kind: str
+    mode: str  # softmax | sigmoid
+    values: list[str]
+    offset: int
+
+    @property
+    def stop(self) -> int:
+        return self.offset + len(self.values)
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float  # mean over kinds of top-1 accuracy on val images
+    seconds: float
+
+
+@dataclass
+class KindAccuracy:
+    kind: str
+    mode: str
+    classes: int  # output units of the kind
+    images: int  # evaluated images that have the kind
+    correct: int  # top-1 prediction among the image's values
+    majority: int  # correct answers of "always the most common training value"
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.images if self.images else 0.0
+
+    @property
+    def majority_accuracy(self) -> float:
+        return self.majority / self.images if self.images else 0.0
+
+
+@dataclass
+class ThresholdRow:
+    threshold: float
+    edges: int  # distinct (image, attribute name) pairs at or above the threshold
+    images: int  # images with at least one such edge
+    per_image: float  # edges / images considered
+    precision: float | None = None  # share of edges that are catalog attributes (when truth is given)
+    recall: float | None = None  # share of catalog attributes (with an output unit) that became edges
+
+
+# --- labels ----------------------------------------------------------------------------------------
+
+
+def labels_by_kind(names: Iterable[str], kinds_of: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
+    """An image's attribute names -> kind -> names, a name counting for every kind it belongs to."""
+    out: dict[str, set[str]] = {}
+    for name in names:
+        for kind in kinds_of.get(name, ()):
+            out.setdefault(kind, set()).add(name)
+    return out
+
+
+def catalog_labels(
+    image_names: Iterable[Iterable[str]], kinds_of: Mapping[str, Sequence[str]]
+) -> list[dict[str, set[str]]]:
+    """Per image, kind -> catalog values, with names shared by kinds resolved where the image says how.
+
+    Attribute nodes are keyed by name, so an edge does not say which kind it was for. In myntra,
+    "accessories" is a master category (1,900 images) and, for 30 of them, also the sub-category; every
+    other accessory (a watch: master "accessories", sub-category "watches") would read as having two
+    sub-categories. Rule: when an image has several values of a kind, a value that is also the image's
+    only value of a *coarser* kind (one with fewer values in the vocabulary) is taken to be that coarser
+    kind's, and set aside here, unless nothing would be left. Uses only the image's own labels and the
+    vocabulary, so held-out images are resolved the same way without looking at anything else.
+    """
+    size: Counter[str] = Counter(k for kinds in kinds_of.values() for k in set(kinds))
+    out = []
+    for names in image_names:
+        labels = labels_by_kind(names, kinds_of)
+        resolved = {}
+        for kind, values in labels.items():
+            if len(values) > 1:
+                coarser = {
+                    n
+                    for n in values
+                    if any(
+                        k2 != kind and size[k2] < size[kind] and labels.get(k2) == {n} for k2 in kinds_of[n]
+                    )
+                }
+                if values - coarser:
+                    values = values - coarser
+            resolved[kind] = values
+        out.append(resolved)
+    return out
+
+
+def build_vocabulary(labels: Sequence[Labels], config: AttributeConfig) -> list[KindVocab]:
+    """Output units from the (training) labels: kinds and values sorted, so the layout is stable."""
+    counts: dict[str, Counter[str]] = {}
+    sizes: dict[str, Counter[int]] = {}
+    for image in labels:
+        for kind, values in image.items():
+            if values:
+                counts.setdefault(kind, Counter()).update(values)
+                sizes.setdefault(kind, Counter())[len(values)] += 1
+    vocab, offset = [], 0
+    for kind in sorted(counts):
+        values = sorted(v for v, c in counts[kind].items() if c >= config.min_count)
+        if not values:
+            continue
+        if config.mode == "auto":
+            single = sizes[kind][1] / max(1, sum(sizes[kind].values()))
+            mode = "softmax" if single >= config.single_valued_share else "sigmoid"
+        else:
+            mode = config.mode
+        vocab.append(KindVocab(kind, mode, values, offset))
+        offset += len(values)
+    return vocab
+
+
+def _targets(labels: Sequence[Labels], vocab: list[KindVocab]) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (target [n, units], has_kind [n, kinds]). Softmax targets sum to one over a kind's units
+    (a soft target when an image has several values); sigmoid targets are 0/1. Values without a unit are
+    dropped; an image whose values of a kind all lack units does not take part in that kind's loss."""
+    n = len(labels)
+    units = vocab[-1].stop if vocab else 0
+    target = torch.zeros(n, units)
+    has = torch.zeros(n, len(vocab), dtype=torch.bool)
+    index = [{v: kv.offset + j for j, v in enumerate(kv.values)} for kv in vocab]
+    for i, image in enumerate(labels):
+        for k, kv in enumerate(vocab):
+            cols = [index[k][v] for v in image.get(kv.kind, ()) if v in index[k]]
+            if cols:
+                has[i, k] = True
+                target[i, cols] = 1.0 / len(cols) if kv.mode == "softmax" else 1.0
+    return target, has
+
+
+# --- the model -------------------------------------------------------------------------------------
+
+
+class AttributeNet(nn.Module):
+    """Standardised features -> (shared hidden layer) -> one logit per (kind, value)."""
+
+    def __init__(self, in_dim: int, units: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        # Standardisation from the training images: L2-normalised 1280-d features have entries around
+        # 0.03, too small a scale for Adam's default step to move the first layer at a useful speed.
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+        if hidden > 0:
+            self.body: nn.Module = nn.Sequential(
+                nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, units)
+            )
+        else:
+            self.body = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, units))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body((x - self.mean) / self.std)
+
+
+def _loss(
+    logits: torch.Tensor, target: torch.Tensor, has: torch.Tensor, vocab: list[KindVocab]
+) -> torch.Tensor:
+    """Mean over kinds of each kind's mean loss over the images that have the kind."""
+    losses = []
+    for k, kv in enumerate(vocab):
+        rows = has[:, k]
+        if not bool(rows.any()):
+            continue
+        z, t = logits[rows, kv.offset : kv.stop], target[rows, kv.offset : kv.stop]
+        if kv.mode == "softmax":
+            losses.append(-(t * F.log_softmax(z, dim=1)).sum(dim=1).mean())
+        else:
+            losses.append(F.binary_cross_entropy_with_logits(z, t, reduction="none").sum(dim=1).mean())
+    return torch.stack(losses).mean() if losses else logits.sum() * 0.0
+
+
+def _probabilities(logits: torch.Tensor, vocab: list[KindVocab]) -> torch.Tensor:
+    out = torch.empty_like(logits)
+    for kv in vocab:
+        z = logits[:, kv.offset : kv.stop]
+        out[:, kv.offset : kv.stop] = torch.softmax(z, dim=1) if kv.mode == "softmax" else torch.sigmoid(z)
+    return out
+
+
+def _valid_rows(features: np.ndarray) -> np.ndarray:
+    """Rows with a feature vector: the featuriser leaves a zero row for an image it could not read."""
+    return np.abs(features).sum(axis=1) > 0
+
+
+@dataclass
+class AttributePredictor:
+    """A trained attribute classifier with its vocabulary; ``predict`` is all a caller needs."""
+
+    config: AttributeConfig
+    vocab: list[KindVocab]
+    net: AttributeNet
+    meta: dict[str, Any] = field(default_factory=dict)  # history, best epoch, data counts, version
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", ""))
+
+    @property
+    def kinds(self) -> list[str]:
+        return [kv.kind for kv in self.vocab]
+
+    @property
+    def units(self) -> int:
+        return self.vocab[-1].stop if self.vocab else 0
+
+    def unit_labels(self) -> list[tuple[str, str]]:
+        """(kind, name) of every output unit, in order."""
+        return [(kv.kind, v) for kv in self.vocab for v in kv.values]
+
+    @torch.inference_mode()
+    def probabilities(self, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """float32 [n, units]: per (kind, value) unit its probability (softmax within a kind, or sigmoid)."""
+        self.net.eval()
+        x = np.asarray(features, dtype=np.float32)
+        out = np.zeros((len(x), self.units), dtype=np.float32)
+        for start in range(0, len(x), batch_size):
+            logits = self.net(torch.from_numpy(x[start : start + batch_size]))
+            out[start : start + batch_size] = _probabilities(logits, self.vocab).numpy()
+        return out
+
+    def predict(self, features: np.ndarray, min_confidence: float = 0.05) -> list[list[Prediction]]:
+        """Per image, ``(name, kind, confidence)`` for every unit at or above ``min_confidence``, most
+        confident first. Images without features (zero rows) get an empty list."""
+        probs = self.probabilities(features)
+        labels = self.unit_labels()
+        valid = _valid_rows(np.asarray(features))
+        out: list[list[Prediction]] = []
+        for i, row in enumerate(probs):
+            if not valid[i]:
+                out.append([])
+                continue
+            cols = np.flatnonzero(row >= min_confidence)
+            cols = cols[np.argsort(-row[cols], kind="stable")]
+            out.append([Prediction(labels[c][1], labels[c][0], float(row[c])) for c in cols])
+        return out
+
+    # --- persistence -------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        atomic_save(
+            {
+                "format": FORMAT,
+                "config": asdict(self.config),
+                "vocab": [asdict(kv) for kv in self.vocab],
+                "in_dim": int(self.net.mean.shape[0]),
+                "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                "meta": self.meta,
+            },
+            Path(path),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> AttributePredictor:
+        # weights_only: the file holds only tensors and plain containers, so nothing executes on load.
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a tailor attribute classifier ({FORMAT})")
+        config = AttributeConfig(**blob["config"])
+        vocab = [KindVocab(**kv) for kv in blob["vocab"]]
+        units = vocab[-1].stop if vocab else 0
+        net = AttributeNet(blob["in_dim"], units, config.hidden, config.dropout)
+        net.load_state_dict(blob["state_dict"])
+        net.eval()
+        return cls(config, vocab, net, blob["meta"])
+
+
+# --- training --------------------------------------------------------------------------------------
+
+
+def _split_rows(splits: Sequence[str], valid: np.ndarray, name: str) -> np.ndarray:
+    return np.asarray([i for i, s in enumerate(splits) if s == name and valid[i]], dtype=np.int64)
+
+
+def fit_attributes(
+    features: np.ndarray,
+    splits: Sequence[str],
+    labels: Sequence[Labels],
+    config: AttributeConfig | None = None,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    *,
+    threads: int | None = 1,
+) -> AttributePredictor:
+    """Train on the ``train``-split rows; stop early on the ``val``-split loss (when there are val rows).
+
+    ``features[i]``, ``splits[i]`` and ``labels[i]`` describe image ``i``. Rows of other splits are never
+    read for training (test rows not at all), so their labels cannot change the weights.
+
+    ``threads``: torch intra-op threads while training (None: leave torch's setting). One by default: the
+    network is small, and on a busy 2-core machine two threads spin-waiting on each other made an epoch
+    of myntra-small 10x slower (22 s against 2 s).
+    """
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _fit(features, splits, labels, config, on_epoch)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(
+    features: np.ndarray,
+    splits: Sequence[str],
+    labels: Sequence[Labels],
+    config: AttributeConfig | None,
+    on_epoch: Callable[[EpochLog], None] | None,
+) -> AttributePredictor:
+    config = config or AttributeConfig()
+    features = np.asarray(features, dtype=np.float32)
+    if not (len(features) == len(splits) == len(labels)):
+        raise ValueError(f"{len(features)} feature rows, {len(splits)} splits, {len(labels)} label sets")
+    valid = _valid_rows(features)
+    train_rows = _split_rows(splits, valid, "train")
+    val_rows = _split_rows(splits, valid, "val")
+    if len(train_rows) == 0:
+        raise ValueError("no train-split images with features: nothing to learn attributes from")
+    vocab = build_vocabulary([labels[i] for i in train_rows], config)
+    if not vocab:
+        raise ValueError("the train-split images have no attributes")
+
+    torch.manual_seed(config.seed)  # weight init
+    generator = torch.Generator().manual_seed(config.seed)  # batch order
+    x_train = torch.from_numpy(features[train_rows])
+    t_train, h_train = _targets([labels[i] for i in train_rows], vocab)
+    x_val = torch.from_numpy(features[val_rows])
+    t_val, h_val = _targets([labels[i] for i in val_rows], vocab)
+
+    net = AttributeNet(features.shape[1], vocab[-1].stop, config.hidden, config.dropout)
+    net.mean.copy_(x_train.mean(dim=0))
+    net.std.copy_(x_train.std(dim=0, unbiased=False).clamp_min(1e-6))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    history: list[EpochLog] = []
+    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    early = config.patience is not None and len(val_rows) > 0
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        net.train()
+        order = torch.randperm(len(train_rows), generator=generator)
+        total, steps = 0.0, 0
+        for b in range(0, len(order), config.batch_size):
+            rows = order[b : b + config.batch_size]
+            loss = _loss(net(x_train[rows]), t_train[rows], h_train[rows], vocab)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, steps = total + loss.item(), steps + 1
+        val_loss, val_acc = float("nan"), float("nan")
+        if len(val_rows):
+            net.eval()
+            with torch.no_grad():
+                logits = net(x_val)
+                val_loss = _loss(logits, t_val, h_val, vocab).item()
+                val_acc = float(np.mean([_top1(logits, t_val, h_val, k, kv) for k, kv in enumerate(vocab)]))
+        log = EpochLog(epoch, total / max(1, steps), val_loss, val_acc, time.perf_counter() - start)
+        history.append(log)
+        if on_epoch:
+            on_epoch(log)
+        if early:
+            if val_loss < best_loss:
+                best_loss, best_epoch, stale = val_loss, epoch, 0
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                stale += 1
+                if stale >= config.patience:  # type: ignore[operator]
+                    break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
+    net.eval()
+    data = {
+        "train": len(train_rows),
+        "val": len(val_rows),
+        "units": vocab[-1].stop,
+        "kinds": {kv.kind: len(kv.values) for kv in vocab},
+    }
+    meta = {
+        "best_epoch": best_epoch,
+        "best_val_loss": best_loss if early else None,
+        "history": [asdict(h) for h in history],
+        "data": data,
+        "majority": _majority([labels[i] for i in train_rows], vocab),
+        "version": fingerprint("attributes", asdict(config), data, best_epoch, [asdict(kv) for kv in vocab]),
+    }
+    return AttributePredictor(config, vocab, net, meta)
+
+
+def cross_fitted_predictions(
+    features: np.ndarray,
+    splits: Sequence[str],
+    labels: Sequence[Labels],
+    full: AttributePredictor,
+    folds: int = 5,
+    min_confidence: float = 0.05,
+    config: AttributeConfig | None = None,
+    on_fold: Callable[[int, int], None] | None = None,
+) -> list[list[Prediction]]:
+    """Predictions as noisy on training images as on test images (cross-fitting).
+
+    A classifier predicts its own training images almost perfectly, so a graph model trained on those
+    edges learns to trust them, and then meets edges that are wrong half the time (colour) at test.
+    Here each training image is predicted by a classifier trained on the other ``folds - 1`` folds of
+    the training images (same config, same val-split early stopping); every other image by ``full``.
+    """
+    config = config or full.config
+    out = full.predict(features, min_confidence)
+    train_rows = np.asarray([i for i, s in enumerate(splits) if s == "train"], dtype=np.int64)
+    if folds < 2 or len(train_rows) < folds:
+        raise ValueError(f"cross-fitting needs at least 2 folds and as many training images ({folds} folds, "
+                         f"{len(train_rows)} training images)")
+    fold_of = np.random.default_rng(config.seed).permutation(len(train_rows)) % folds
+    for k in range(folds):
+        held = train_rows[fold_of == k]
+        fold_splits = list(splits)
+        for i in held:
+            fold_splits[i] = "held-out"  # never read by _fit
+        model = fit_attributes(features, fold_splits, labels, config)
+        for i, preds in zip(held, model.predict(features[held], min_confidence), strict=True):
+            out[i] = preds
+        if on_fold:
+            on_fold(k + 1, folds)
+    return out
+
+
+def _top1(logits: torch.Tensor, target: torch.Tensor, has: torch.Tensor, k: int, kv: KindVocab) -> float:
+    rows = has[:, k]
+    if not bool(rows.any()):
+        return 0.0
+    best = logits[rows, kv.offset : kv.stop].argmax(dim=1)
+    hit = target[rows, kv.offset : kv.stop].gather(1, best[:, None]).squeeze(1) > 0
+    return float(hit.float().mean())
+
+
+def _majority(train_labels: Sequence[Labels], vocab: list[KindVocab]) -> dict[str, str]:
+    """Most common training value per kind: the baseline an accuracy should beat."""
+    out = {}
+    for kv in vocab:
+        counts = Counter(v for image in train_labels for v in image.get(kv.kind, ()))
+        if counts:
+            out[kv.kind] = min(counts, key=lambda v: (-counts[v], v))
+    return out
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+
+def evaluate_attributes(
+    model: AttributePredictor,
+    features: np.ndarray,
+    splits: Sequence[str],
+    labels: Sequence[Labels],
+    split: str = "test",
+) -> list[KindAccuracy]:
+    """Top-1 accuracy per kind on the images of ``split`` that have features and the kind: the most
+    probable value of the kind is right when it is one of the image's catalog values of that kind."""
+    features = np.asarray(features, dtype=np.float32)
+    rows = _split_rows(splits, _valid_rows(features), split)
+    probs = model.probabilities(features[rows]) if len(rows) else np.zeros((0, model.units), np.float32)
+    majority = model.meta.get("majority", {})
+    out = []
+    for kv in model.vocab:
+        images = correct = base = 0
+        for r, i in enumerate(rows):
+            truth = set(labels[i].get(kv.kind, ()))
+            if not truth:
+                continue
+            images += 1
+            guess = kv.values[int(np.argmax(probs[r, kv.offset : kv.stop]))]
+            correct += guess in truth
+            base += majority.get(kv.kind) in truth
+        out.append(KindAccuracy(kv.kind, kv.mode, len(kv.values), images, correct, base))
+    return out
+
+
+def merge_by_name(predictions: Iterable[tuple[str, str, float]]) -> dict[str, float]:
+    """One image's predictions -> attribute name -> confidence, the highest over the kinds that predict
+    the name (an edge goes to the name's node, which the kinds share)."""
+    out: dict[str, float] = {}
+    for name, _kind, confidence in predictions:
+        if confidence > out.get(name, -1.0):
+            out[name] = float(confidence)
+    return out
+
+
+def threshold_table(
+    predictions: Sequence[Sequence[tuple[str, str, float]]],
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    truth: Sequence[Collection[str]] | None = None,
+    known: Collection[str] | None = None,
+) -> list[ThresholdRow]:
+    """Predicted edges at each threshold (the paper's Table 5: attribute count by predictor threshold).
+
+    An edge is a distinct (image, attribute name) with confidence >= the threshold. With ``truth`` (per
+    image its catalog attribute names) each row also gives precision and recall of those edges; recall
+    counts only names in ``known`` (the predictor's vocabulary) when given.
+    """
+    merged = [merge_by_name(p) for p in predictions]
+    conf = np.asarray([c for m in merged for c in m.values()], dtype=np.float64)
+    n = max(1, len(predictions))
+    rows = []
+    for t in thresholds:
+        edges = int((conf >= t).sum())
+        images = sum(1 for m in merged if any(c >= t for c in m.values()))
+        row = ThresholdRow(float(t), edges, images, edges / n)
+        if truth is not None:
+            hits = relevant = 0
+            for m, names in zip(merged, truth, strict=True):
+                wanted = {x for x in names if known is None or x in known}
+                relevant += len(wanted)
+                hits += sum(1 for name, c in m.items() if c >= t and name in wanted)
+            row.precision = hits / edges if edges else None
+            row.recall = hits / relevant if relevant else None
+        rows.append(row)
+    return rows

@@ -1,0 +1,231 @@
+"""From a graph export and node features to the tensors the R-GCN trains on.
+
+Every Neo4j relationship ``(s)-[r]->(d)`` becomes two relation types: ``r`` (message s -> d) and
+``r~rev`` (d -> s), except where the config turns a direction off. The relation vocabulary comes
+from the config, not the data, so a checkpoint's weights match any graph built with that config
+(interaction types exist from the start, even before the first interaction).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gnn.config import NODE_KINDS, GraphConfig
+from gnn.nn.layers import RelationalAdjacency
+from readers.graph_records import CAPTION_ROLES, HAS_ATTRIBUTE, MENTIONS, MODIFIES, GraphExport, reverse
+
+
+def relation_vocabulary(config: GraphConfig) -> list[str]:
+    """The R-GCN relation types for a config, in a fixed order."""
+    rels: list[str] = []
+    for source in config.attribute_sources:
+        rels += [f"{HAS_ATTRIBUTE}:{source}", reverse(f"{HAS_ATTRIBUTE}:{source}")]
+    roles = CAPTION_ROLES if config.caption_roles else ("any",)
+    for role in roles:
+        if config.caption_to_attribute:
+            rels.append(f"{MENTIONS}:{role}")
+        rels.append(reverse(f"{MENTIONS}:{role}"))
+    rels.append(reverse(MODIFIES))  # candidate image -> caption: the query sees its candidate
+    if config.caption_to_image:
+        rels.append(MODIFIES)
+    for name in config.interactions:
+        rels += [name, reverse(name)]
+    return rels
+
+
+@dataclass
+class QuerySet:
+    """Composed queries of one split, as indices into the per-kind node tables."""
+
+    ids: list[str]
+    caption: Tensor  # index into captions
+    candidate: Tensor  # index into images
+    target: Tensor  # index into images; -1 where unknown
+    groups: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def with_targets(self, limit: int | None = None, seed: int = 0) -> QuerySet:
+        """The queries whose target is known; at most ``limit`` of them, chosen with a fixed seed."""
+        rows = [i for i, t in enumerate(self.target.tolist()) if t >= 0]
+        if limit is not None and len(rows) > limit:
+            rows = sorted(random.Random(seed).sample(rows, limit))
+        return self.subset(rows)
+
+    def subset(self, rows: np.ndarray | list[int]) -> QuerySet:
+        rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+        return QuerySet(
+            [self.ids[i] for i in rows_t.tolist()],
+            self.caption[rows_t],
+            self.candidate[rows_t],
+            self.target[rows_t],
+            [self.groups[i] for i in rows_t.tolist()],
+        )
+
+
+@dataclass
+class GraphTensors:
+    ids: dict[str, list[str]]  # kind -> node ids in table order
+    features: dict[str, Tensor]  # kind -> [n, d] float32
+    edge_index: Tensor  # [2, E] in the global index (kinds stacked in NODE_KINDS order)
+    edge_type: Tensor  # [E]
+    relations: list[str]
+    image_split: list[str]
+    image_title: list[str]
+    image_group: list[str]
+    queries: dict[str, QuerySet] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
+    index: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> id -> row
+    _adjacency: RelationalAdjacency | None = field(default=None, repr=False)
+
+    @property
+    def num_nodes(self) -> int:
+        return sum(len(v) for v in self.ids.values())
+
+    def global_index(self, kind: str, rows: Tensor) -> Tensor:
+        return rows + self.offsets[kind]
+
+    def relation_counts(self) -> dict[str, int]:
+        counts = torch.bincount(self.edge_type, minlength=len(self.relations)).tolist()
+        return dict(zip(self.relations, counts, strict=True))
+
+    @property
+    def adjacency(self) -> RelationalAdjacency:
+        """The relations' aggregation matrix, prepared once per graph (the R-GCN layers read it)."""
+        if self._adjacency is None:
+            self._adjacency = RelationalAdjacency.build(
+                self.edge_index, self.edge_type, len(self.relations), self.num_nodes
+            )
+        return self._adjacency
+
+    def speaking_captions(self) -> Tensor:
+        """Caption rows that send messages to non-caption nodes (e.g. through likes)."""
+        lo, hi = self.offsets["Caption"], self.offsets["Caption"] + len(self.ids["Caption"])
+        src, dst = self.edge_index
+        speaks = (src >= lo) & (src < hi) & ~((dst >= lo) & (dst < hi))
+        return torch.unique(src[speaks]) - lo
+
+    def restrict_captions(self, rows: Tensor) -> tuple[GraphTensors, Tensor]:
+        """The graph with only captions ``rows`` (plus those that speak to other nodes).
+
+        Captions that only listen cannot change any other node's embedding, so dropping them leaves
+        the embeddings of everything kept unchanged. Returns the smaller graph and the new caption
+        index of each of ``rows``.
+        """
+        keep = torch.unique(torch.cat([rows, self.speaking_captions()]))
+        n_img, n_cap = len(self.ids["Image"]), len(self.ids["Caption"])
+        n_attr = len(self.ids["Attribute"])
+        remap = torch.full((self.num_nodes,), -1, dtype=torch.long)
+        remap[:n_img] = torch.arange(n_img)
+        remap[n_img + keep] = n_img + torch.arange(len(keep))
+        new_attr_off = n_img + len(keep)
+        remap[n_img + n_cap :] = new_attr_off + torch.arange(n_attr)
+        ends = remap[self.edge_index]
+        ok = (ends >= 0).all(dim=0)
+        sub = GraphTensors(
+            ids={**self.ids, "Caption": [self.ids["Caption"][i] for i in keep.tolist()]},
+            features={**self.features, "Caption": self.features["Caption"][keep]},
+            edge_index=ends[:, ok],
+            edge_type=self.edge_type[ok],
+            relations=self.relations,
+            image_split=self.image_split,
+            image_title=self.image_title,
+            image_group=self.image_group,
+            offsets={"Image": 0, "Caption": n_img, "Attribute": new_attr_off},
+        )
+        return sub, torch.searchsorted(keep, rows)
+
+
+def _relation_of(name: str, config: GraphConfig) -> str:
+    if name.startswith("MENTIONS:") and not config.caption_roles:
+        return "MENTIONS:any"
+    return name
+
+
+def build_graph_tensors(
+    export: GraphExport, features: dict[str, np.ndarray], config: GraphConfig
+) -> GraphTensors:
+    """Tensors for the R-GCN. ``features[kind]`` rows follow the export's node order for that kind."""
+    ids = {
+        "Image": [r.id for r in export.images],
+        "Caption": [r.id for r in export.captions],
+        "Attribute": list(export.attributes),
+    }
+    for kind in NODE_KINDS:
+        if features[kind].shape[0] != len(ids[kind]):
+            raise ValueError(f"{kind}: {features[kind].shape[0]} feature rows for {len(ids[kind])} nodes")
+    index = {kind: {node_id: i for i, node_id in enumerate(ids[kind])} for kind in NODE_KINDS}
+    offsets, total = {}, 0
+    for kind in NODE_KINDS:
+        offsets[kind] = total
+        total += len(ids[kind])
+
+    relations = relation_vocabulary(config)
+    rel_id = {r: i for i, r in enumerate(relations)}
+    pairs: dict[str, tuple[int, int]] = {}  # relation name -> (forward id, backward id); -1: not used
+    src, dst, fwd, bwd = [], [], [], []
+    for e in export.edges:  # the one per-edge Python loop: kept to lookups and appends
+        pair = pairs.get(e.relation)
+        if pair is None:
+            name = _relation_of(e.relation, config)
+            pair = pairs[e.relation] = (rel_id.get(name, -1), rel_id.get(reverse(name), -1))
+        if pair == (-1, -1):
+            continue  # a relation this model does not use (e.g. predicted edges in the catalog model)
+        s = index[e.src_kind].get(e.src)
+        d = index[e.dst_kind].get(e.dst)
+        if s is None or d is None:
+            continue
+        src.append(s + offsets[e.src_kind])
+        dst.append(d + offsets[e.dst_kind])
+        fwd.append(pair[0])
+        bwd.append(pair[1])
+    s_t, d_t = torch.tensor(src, dtype=torch.long), torch.tensor(dst, dtype=torch.long)
+    f_t, b_t = torch.tensor(fwd, dtype=torch.long), torch.tensor(bwd, dtype=torch.long)
+    has_f, has_b = f_t >= 0, b_t >= 0
+    edge_index = torch.cat([torch.stack([s_t[has_f], d_t[has_f]]), torch.stack([d_t[has_b], s_t[has_b]])], dim=1)
+    edge_type = torch.cat([f_t[has_f], b_t[has_b]])
+
+    tensors = GraphTensors(
+        ids=ids,
+        features={
+            k: torch.as_tensor(np.ascontiguousarray(features[k]), dtype=torch.float32) for k in NODE_KINDS
+        },
+        edge_index=edge_index,
+        edge_type=edge_type,
+        relations=relations,
+        image_split=[r.split for r in export.images],
+        image_title=[r.title for r in export.images],
+        image_group=[r.group for r in export.images],
+        offsets=offsets,
+        index=index,
+    )
+    tensors.queries = build_query_sets(export, index)
+    return tensors
+
+
+def build_query_sets(export: GraphExport, index: dict[str, dict[str, int]]) -> dict[str, QuerySet]:
+    """Captions with a candidate, grouped by split. Target -1 where the split has none."""
+    by_split: dict[str, list] = {}
+    for c in export.captions:
+        if c.candidate is None or c.candidate not in index["Image"]:
+            continue
+        target = index["Image"].get(c.target, -1) if c.target else -1
+        by_split.setdefault(c.split or "unassigned", []).append(
+            (c.id, index["Caption"][c.id], index["Image"][c.candidate], target, c.group)
+        )
+    out = {}
+    for split, rows in by_split.items():
+        out[split] = QuerySet(
+            ids=[r[0] for r in rows],
+            caption=torch.tensor([r[1] for r in rows], dtype=torch.long),
+            candidate=torch.tensor([r[2] for r in rows], dtype=torch.long),
+            target=torch.tensor([r[3] for r in rows], dtype=torch.long),
+            groups=[r[4] for r in rows],
+        )
+    return out

@@ -1,0 +1,117 @@
+"""The graph as plain records, and the names of its relationships: what graphdb/ reads out of Neo4j and
+gnn/ turns into tensors. No Neo4j, no tensors here, so both sides import this and neither imports the other.
+
+Relationship names are defined once, here:
+
+- ``HAS_ATTRIBUTE`` (image -> attribute, with a ``source``: catalog | predicted | caption | user),
+  ``MODIFIES`` (caption -> its candidate image), ``MENTIONS`` (caption -> attribute, with a ``role``),
+  ``TARGETS`` (caption -> target image; supervision only, never a message);
+- the interactions people add (:data:`INTERACTION_TYPES`), with the node kinds at their ends
+  (:data:`INTERACTION_ENDS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Node kinds, in the order they are stacked in the model's global node index.
+NODE_KINDS = ("Image", "Caption", "Attribute")
+
+# The catalog's relationships.
+HAS_ATTRIBUTE = "HAS_ATTRIBUTE"  # image -> attribute {source, confidence}
+MODIFIES = "MODIFIES"  # caption -> the candidate image it modifies
+MENTIONS = "MENTIONS"  # caption -> attribute {role}
+TARGETS = "TARGETS"  # caption -> target image: supervision only, never a message
+# MENTIONS {role}: what a caption does with an attribute it names.
+CAPTION_ROLES = ("added", "removed", "mentioned")
+
+# Interactions people add (see graphdb.interactions), and the node kinds at their ends.
+USER_TAGGED = "USER_TAGGED"  # more metadata: someone says an image has an attribute
+LIKED_WITH = "LIKED_WITH"  # images liked together (lower id -> higher id)
+LIKED_FOR = "LIKED_FOR"  # a liked image -> the query it was liked for
+LIKED_FROM = "LIKED_FROM"  # a liked image -> that query's candidate
+INTERACTION_ENDS: dict[str, tuple[str, str]] = {
+    USER_TAGGED: ("Image", "Attribute"),
+    LIKED_WITH: ("Image", "Image"),
+    LIKED_FOR: ("Image", "Caption"),
+    LIKED_FROM: ("Image", "Image"),
+}
+INTERACTION_TYPES: tuple[str, ...] = tuple(INTERACTION_ENDS)
+LIKE_TYPES: tuple[str, ...] = (LIKED_WITH, LIKED_FOR, LIKED_FROM)
+
+# R-GCN relation names: a relationship read forwards is its type (HAS_ATTRIBUTE and MENTIONS qualified by
+# source or role, "HAS_ATTRIBUTE:catalog"), read backwards the same with this suffix.
+REVERSE = "~rev"
+
+
+def reverse(relation: str) -> str:
+    """The R-GCN relation of ``relation`` read from its end node to its start node."""
+    return relation + REVERSE
+
+
+@dataclass
+class ImageRow:
+    id: str
+    image_path: str
+    title: str
+    split: str
+    group: str
+
+
+@dataclass
+class CaptionRow:
+    id: str
+    text: str
+    split: str
+    group: str
+    candidate: str | None
+    target: str | None
+
+
+@dataclass
+class TypedEdge:
+    """An edge between two nodes given by (kind, id); ``relation`` names its R-GCN relation type
+    (``HAS_ATTRIBUTE:<source>``, ``MENTIONS:<role>``, ``MODIFIES`` or an interaction type)."""
+
+    relation: str
+    src_kind: str
+    src: str
+    dst_kind: str
+    dst: str
+
+
+@dataclass
+class GraphExport:
+    """Nodes and typed edges of a graph, nodes sorted by id within each kind (a stable id map)."""
+
+    images: list[ImageRow] = field(default_factory=list)
+    captions: list[CaptionRow] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)  # name -> kind
+    edges: list[TypedEdge] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def edges_per_second(self) -> float:
+        return len(self.edges) / self.seconds if self.seconds else 0.0
+
+    def image_attributes(self, sources: tuple[str, ...] = ("catalog",)) -> dict[str, set[str]]:
+        """Image id -> attribute names, from HAS_ATTRIBUTE edges of the given sources."""
+        wanted = {f"HAS_ATTRIBUTE:{s}" for s in sources}
+        out: dict[str, set[str]] = {}
+        for e in self.edges:
+            if e.relation in wanted:
+                out.setdefault(e.src, set()).add(e.dst)
+        return out
+
+    def attribute_sources(self) -> set[str]:
+        """The HAS_ATTRIBUTE sources present (catalog, predicted, caption, ...)."""
+        return {e.relation.split(":", 1)[1] for e in self.edges if e.relation.startswith("HAS_ATTRIBUTE:")}
+
+    def caption_roles(self) -> dict[str, dict[str, set[str]]]:
+        """Caption id -> role (added/removed/mentioned) -> attribute names."""
+        out: dict[str, dict[str, set[str]]] = {}
+        for e in self.edges:
+            if e.relation.startswith("MENTIONS:"):
+                role = e.relation.split(":", 1)[1]
+                out.setdefault(e.src, {}).setdefault(role, set()).add(e.dst)
+        return out

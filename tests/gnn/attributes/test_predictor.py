@@ -1,0 +1,332 @@
+"""gnn.attributes.predictor on synthetic features: it learns, it trains on train-split images only, it is seeded and
+saved faithfully, and its threshold table is monotone. No Neo4j, no encoders: features are class
+centroids plus noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gnn.attributes.predictor import (
+    AttributeConfig,
+    AttributePredictor,
+    build_vocabulary,
+    catalog_labels,
+    evaluate_attributes,
+    fit_attributes,
+    labels_by_kind,
+    merge_by_name,
+    threshold_table,
+)
+
+KINDS = {
+    "colour": ["black", "blue", "red", "white"],
+    "article_type": ["dress", "jeans", "shirt", "skirt", "top"],
+    "gender": ["men", "women"],
+}
+FAST = dict(hidden=32, epochs=40, patience=5, batch_size=64)
+
+
+def synthetic(n: int = 600, dim: int = 48, noise: float = 0.35, seed: int = 0):
+    """Each image: one value per kind; features = sum of the values' centroids + noise, L2-normalised."""
+    rng = np.random.default_rng(seed)
+    centroids = {(k, v): rng.normal(size=dim) for k, values in KINDS.items() for v in values}
+    labels, feats = [], []
+    for _ in range(n):
+        lab = {k: {values[rng.integers(len(values))]} for k, values in KINDS.items()}
+        x = sum(centroids[(k, next(iter(v)))] for k, v in lab.items()) + noise * rng.normal(size=dim) * 3
+        labels.append(lab)
+        feats.append(x / np.linalg.norm(x))
+    splits = ["train"] * int(0.6 * n) + ["val"] * int(0.2 * n)
+    splits += ["test"] * (n - len(splits))
+    return np.asarray(feats, dtype=np.float32), splits, labels
+
+
+def state(model: AttributePredictor) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.net.state_dict().items()}
+
+
+def same_weights(a: AttributePredictor, b: AttributePredictor) -> bool:
+    sa, sb = state(a), state(b)
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def untimed(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def accuracy(model, feats, splits, labels, split="test") -> dict[str, float]:
+    return {r.kind: r.accuracy for r in evaluate_attributes(model, feats, splits, labels, split)}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic()
+
+
+@pytest.fixture(scope="module")
+def model(data) -> AttributePredictor:
+    feats, splits, labels = data
+    return fit_attributes(feats, splits, labels, AttributeConfig(**FAST))
+
+
+def test_learns_a_separable_problem(data, model) -> None:
+    feats, splits, labels = data
+    acc = accuracy(model, feats, splits, labels)
+    assert set(acc) == set(KINDS)
+    assert all(a >= 0.95 for a in acc.values()), acc
+    assert all(kv.mode == "softmax" for kv in model.vocab)  # one value per image: softmax heads
+    for r in evaluate_attributes(model, feats, splits, labels):
+        assert r.images == splits.count("test")
+        assert r.accuracy > r.majority_accuracy  # beats "always the most common value"
+
+
+def test_linear_heads_learn_too(data) -> None:
+    feats, splits, labels = data
+    linear = fit_attributes(feats, splits, labels, AttributeConfig(**{**FAST, "hidden": 0}))
+    assert min(accuracy(linear, feats, splits, labels).values()) >= 0.9
+
+
+def test_test_labels_never_influence_training(data, model) -> None:
+    """Contradictory labels on test images (and a value only they have): the same weights and vocabulary."""
+    feats, splits, labels = data
+    lying = [
+        lab
+        if s != "test"
+        else {
+            "colour": {"green"},
+            "article_type": {"jeans" if "dress" in lab["article_type"] else "dress"},
+            "gender": {"men"},
+        }
+        for lab, s in zip(labels, splits, strict=True)
+    ]
+    other = fit_attributes(feats, splits, lying, AttributeConfig(**FAST))
+    assert same_weights(model, other)
+    assert other.unit_labels() == model.unit_labels()  # "green" (test-only) got no output unit
+    assert untimed(other.meta["history"]) == untimed(model.meta["history"])
+    # Measured against the true labels, the accuracy is the same; against the lies, it collapses.
+    assert accuracy(other, feats, splits, labels) == accuracy(model, feats, splits, labels)
+    assert accuracy(other, feats, splits, lying)["colour"] == 0.0
+
+
+def test_val_labels_only_choose_the_stopping_epoch(data) -> None:
+    feats, splits, labels = data
+    shuffled = [
+        lab if s != "val" else {"colour": {"white"}, "article_type": {"top"}, "gender": {"women"}}
+        for lab, s in zip(labels, splits, strict=True)
+    ]
+    fixed = AttributeConfig(**{**FAST, "patience": None, "epochs": 8})  # no early stopping
+    a = fit_attributes(feats, splits, labels, fixed)
+    b = fit_attributes(feats, splits, shuffled, fixed)
+    assert same_weights(a, b)  # no gradient ever saw a val label
+    assert a.meta["best_epoch"] == b.meta["best_epoch"] == 8
+
+
+def test_vocabulary_comes_from_train_images_only() -> None:
+    feats, splits, labels = synthetic(n=200)
+    labels = [dict(lab) for lab in labels]
+    first_val = splits.index("val")
+    labels[first_val] = {**labels[first_val], "colour": {"mauve"}}
+    m = fit_attributes(feats, splits, labels, AttributeConfig(**{**FAST, "epochs": 2}))
+    assert "mauve" not in {name for _, name in m.unit_labels()}
+
+
+def test_seeded(data) -> None:
+    feats, splits, labels = data
+    config = AttributeConfig(**{**FAST, "epochs": 5, "seed": 3})
+    a = fit_attributes(feats, splits, labels, config)
+    b = fit_attributes(feats, splits, labels, config)
+    assert same_weights(a, b)
+    c = fit_attributes(feats, splits, labels, AttributeConfig(**{**FAST, "epochs": 5, "seed": 4}))
+    assert not same_weights(a, c)
+
+
+def test_early_stopping_restores_the_best_epoch(data, model) -> None:
+    history = model.meta["history"]
+    best = model.meta["best_epoch"]
+    assert 1 <= best <= len(history)
+    assert history[best - 1]["val_loss"] == min(h["val_loss"] for h in history)
+    assert len(history) < FAST["epochs"] or best == len(history) or len(history) - best < FAST["patience"] + 1
+
+
+def test_predict_format_and_softmax_semantics(data, model) -> None:
+    feats, splits, labels = data
+    preds = model.predict(feats[:20], min_confidence=0.0)
+    for image in preds:
+        assert len(image) == model.units
+        assert [p.confidence for p in image] == sorted((p.confidence for p in image), reverse=True)
+        for kind in KINDS:  # softmax: a kind's confidences sum to one
+            assert sum(p.confidence for p in image if p.kind == kind) == pytest.approx(1.0, abs=1e-4)
+        top = {}
+        for p in image:
+            top.setdefault(p.kind, p)
+        assert all(isinstance(p.name, str) and p.name in KINDS[p.kind] for p in top.values())
+    default = model.predict(feats[:20])
+    assert all(p.confidence >= 0.05 for image in default for p in image)
+
+
+def test_thresholds_are_monotone(data, model) -> None:
+    feats, splits, labels = data
+    test = [i for i, s in enumerate(splits) if s == "test"]
+    preds = model.predict(feats[test], min_confidence=0.01)
+    truth = [set().union(*labels[i].values()) for i in test]
+    thresholds = (0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)
+    rows = threshold_table(preds, thresholds, truth)
+    edges = [r.edges for r in rows]
+    assert edges == sorted(edges, reverse=True) and edges[0] > edges[-1]
+    assert [r.images for r in rows] == sorted((r.images for r in rows), reverse=True)
+    recalls = [r.recall for r in rows]
+    assert recalls == sorted(recalls, reverse=True)
+    at_half = rows[thresholds.index(0.5)]
+    assert at_half.edges <= len(KINDS) * len(test)  # softmax: at most one value per kind above 0.5
+    assert at_half.precision > 0.9
+
+
+def test_save_and_load(tmp_path: Path, data, model) -> None:
+    feats, _, _ = data
+    path = tmp_path / "ckpt" / "attributes.pt"
+    model.save(path)
+    assert [p.name for p in path.parent.iterdir()] == ["attributes.pt"]  # no temp file left behind
+    loaded = AttributePredictor.load(path)
+    assert loaded.unit_labels() == model.unit_labels()
+    assert loaded.version == model.version and loaded.version
+    assert np.array_equal(loaded.probabilities(feats), model.probabilities(feats))
+    assert loaded.predict(feats[:5]) == model.predict(feats[:5])
+    bad = tmp_path / "other.pt"
+    torch.save({"format": "something else"}, bad)
+    with pytest.raises(ValueError, match="not a tailor attribute classifier"):
+        AttributePredictor.load(bad)
+
+
+def test_images_without_features_are_skipped(data) -> None:
+    feats, splits, labels = data
+    feats = feats.copy()
+    feats[:10] = 0.0  # train images the featuriser could not read
+    m = fit_attributes(feats, splits, labels, AttributeConfig(**{**FAST, "epochs": 3}))
+    assert m.meta["data"]["train"] == splits.count("train") - 10
+    assert m.predict(feats[:12])[:10] == [[]] * 10
+
+
+def test_multi_valued_kind_gets_sigmoid() -> None:
+    rng = np.random.default_rng(1)
+    words = ["floral", "striped", "long sleeves", "v-neck"]
+    centroids = {w: rng.normal(size=32) for w in words}
+    feats, labels = [], []
+    for _ in range(300):
+        have = {w for w in words if rng.random() < 0.5} or {words[0]}
+        x = sum(centroids[w] for w in have) + 0.3 * rng.normal(size=32)
+        feats.append(x / np.linalg.norm(x))
+        labels.append({"detail": have, "gender": {"women"}})
+    splits = ["train"] * 200 + ["val"] * 50 + ["test"] * 50
+    m = fit_attributes(np.asarray(feats, np.float32), splits, labels, AttributeConfig(**FAST))
+    assert {kv.kind: kv.mode for kv in m.vocab} == {"detail": "sigmoid", "gender": "softmax"}
+    rows = threshold_table(
+        m.predict(np.asarray(feats[250:], np.float32)),
+        (0.5,),
+        [set().union(*lab.values()) for lab in labels[250:]],
+    )
+    assert rows[0].precision > 0.85 and rows[0].recall > 0.85
+
+
+def test_vocabulary_modes() -> None:
+    labels = [{"colour": {"red"}}, {"colour": {"red", "blue"}}, {"colour": {"blue"}}]
+    assert build_vocabulary(labels, AttributeConfig(mode="auto"))[0].mode == "sigmoid"  # 1/3 multi-valued
+    assert (
+        build_vocabulary(labels, AttributeConfig(mode="auto", single_valued_share=0.6))[0].mode == "softmax"
+    )
+    assert (
+        build_vocabulary(labels, AttributeConfig(mode="sigmoid", single_valued_share=0.0))[0].mode
+        == "sigmoid"
+    )
+    assert build_vocabulary(labels, AttributeConfig(min_count=2))[0].values == ["blue", "red"]
+    with pytest.raises(ValueError):
+        AttributeConfig(mode="tanh")
+
+
+def test_names_shared_by_kinds() -> None:
+    kinds_of = {"watches": ["article_type", "sub_category"], "black": ["colour"]}
+    assert labels_by_kind({"watches", "black", "unknown"}, kinds_of) == {
+        "article_type": {"watches"},
+        "sub_category": {"watches"},
+        "colour": {"black"},
+    }
+    merged = merge_by_name(
+        [("watches", "article_type", 0.6), ("watches", "sub_category", 0.8), ("black", "colour", 0.4)]
+    )
+    assert merged == {"watches": 0.8, "black": 0.4}
+    rows = threshold_table(
+        [[("watches", "article_type", 0.6), ("watches", "sub_category", 0.8)]], (0.5, 0.7, 0.9)
+    )
+    assert [r.edges for r in rows] == [1, 1, 0]  # one edge per name, at its highest confidence
+
+
+def test_catalog_labels_resolve_names_shared_with_a_coarser_kind() -> None:
+    """myntra: "accessories" is a master category (6 values) and, rarely, a sub-category (30 values)."""
+    kinds_of = {
+        "accessories": ["master_category", "sub_category"],
+        "apparel": ["master_category"],
+        "watches": ["article_type", "sub_category"],
+        "bags": ["sub_category"],
+        "topwear": ["sub_category"],
+        "shirts": ["article_type"],
+        "handbags": ["article_type"],
+        "tshirts": ["article_type"],
+        "flip flops": ["article_type", "sub_category"],
+        "sandal": ["sub_category"],
+        # more article types than sub-categories, as in myntra (75 vs 30): the finer kind
+        **{t: ["article_type"] for t in ("jeans", "skirts", "kurtas", "heels", "caps")},
+    }
+    got = catalog_labels(
+        [
+            {"accessories", "watches"},  # a watch: sub-category watches, not accessories
+            {"accessories", "bags", "handbags"},
+            {"accessories"},  # sub-category really is "accessories": nothing else to take it from
+            {"apparel", "topwear", "shirts"},
+            {"flip flops", "sandal"},  # flip flops is an article type, a finer kind: stays ambiguous
+        ],
+        kinds_of,
+    )
+    assert got[0] == {
+        "master_category": {"accessories"},
+        "sub_category": {"watches"},
+        "article_type": {"watches"},
+    }
+    assert got[1]["sub_category"] == {"bags"} and got[1]["master_category"] == {"accessories"}
+    assert got[2] == {"master_category": {"accessories"}, "sub_category": {"accessories"}}
+    assert got[3] == {"master_category": {"apparel"}, "sub_category": {"topwear"}, "article_type": {"shirts"}}
+    assert got[4]["sub_category"] == {"flip flops", "sandal"}
+
+
+def test_rejects_bad_input(data) -> None:
+    feats, splits, labels = data
+    with pytest.raises(ValueError, match="label sets"):
+        fit_attributes(feats, splits, labels[:-1])
+    with pytest.raises(ValueError, match="no train-split images"):
+        fit_attributes(feats, ["test"] * len(splits), labels)
+
+
+def test_cross_fitted_training_predictions_are_as_noisy_as_test_predictions() -> None:
+    """A classifier that memorises its training images predicts them far better than test images; the
+    cross-fitted predictions of those images come from classifiers that never saw them."""
+    from gnn.attributes.predictor import cross_fitted_predictions
+
+    feats, splits, labels = synthetic(n=600, noise=1.2)
+    full = fit_attributes(feats, splits, labels, AttributeConfig(hidden=64, epochs=60, patience=None, batch_size=64))
+    plain = full.predict(feats, min_confidence=0.0)
+    cross = cross_fitted_predictions(feats, splits, labels, full, folds=3, min_confidence=0.0)
+
+    def colour_accuracy(preds, split: str) -> float:
+        rows = [i for i, s in enumerate(splits) if s == split]
+        return float(np.mean([next(p.name for p in preds[i] if p.kind == "colour") in labels[i]["colour"]
+                              for i in rows]))
+
+    memorised, held_out, test = colour_accuracy(plain, "train"), colour_accuracy(cross, "train"), colour_accuracy(
+        plain, "test")
+    assert memorised > test + 0.15  # the overfit the cross-fitting is for
+    assert abs(held_out - test) < 0.12 and held_out < memorised - 0.1
+    assert all(cross[i] == plain[i] for i, s in enumerate(splits) if s != "train")  # others: the full model
+    with pytest.raises(ValueError, match="folds"):
+        cross_fitted_predictions(feats, splits, labels, full, folds=1)

@@ -37,6 +37,7 @@ from engine.session import InteractiveSession  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 from graphdb.export import composed_queries  # noqa: E402
 from graphdb.interactions import remove_interactions  # noqa: E402
+from readers.files import atomic_write_json  # noqa: E402
 
 WHO = "bench"
 TAGS = ("long sleeves", "striped", "slim fit", "cotton", "round neck", "black", "white", "formal")
@@ -164,7 +165,7 @@ def main() -> None:
         "liked_ranks_after": liked_ranks,
     })
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        atomic_write_json(args.json, results)
 
 
 if __name__ == "__main__":

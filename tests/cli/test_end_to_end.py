@@ -85,7 +85,16 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     assert after_count[0]["n"] == before[0]["n"] + 1  # the caption node, nothing deleted
 
     assert "incremental:" in _invoke(env, "sync")  # the stored hostile query is the only change
-    assert "full:" in _invoke(env, "sync", "--full")
+    # A damaged index is refused by name, and `sync --full` rebuilds it from the model and the database.
+    index_file = EngineStore(tmp_path / "home" / "engine").current() / "images.faiss"
+    damaged = bytearray(index_file.read_bytes())
+    damaged[len(damaged) // 2:len(damaged) // 2 + 4096] = bytes(4096)
+    index_file.write_bytes(bytes(damaged))
+    refused = runner.invoke(app, ["search", "--image", candidate, "--text", text], env=env)
+    assert refused.exit_code == 4 and "images.faiss" in refused.output
+    repaired = _invoke(env, "sync", "--full")
+    assert "full:" in repaired and "rebuilt" in repaired
+    assert _json(env, "search", "--image", candidate, "--text", text, "-k", "5")["results"]
 
     # The same interactions over HTTP (`tailor serve`, a process of its own), with the engine loaded once.
     server = ServeProcess(tmp_path / "home", settings, tmp_path / "serve.log").start()

@@ -37,10 +37,10 @@ class ServeProcess:
         self.args = args
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 240.0) -> ServeProcess:
+    def start(self, timeout: float = 420.0) -> ServeProcess:  # a shared, busy machine: minutes
         env = {**os.environ, "TAILOR_HOME": str(self.home), "NEO4J_URI": self.settings.uri,
                "NEO4J_USER": self.settings.user, "NEO4J_PASSWORD": self.settings.password,
-               "PYTHONPATH": str(ROOT), **self.extra_env}
+               "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **self.extra_env}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(self.port), *self.args],
                                      cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,

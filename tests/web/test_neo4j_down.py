@@ -30,10 +30,11 @@ def proxied(catalog_home, neo4j_target, tmp_path_factory):
     settings = replace(neo4j_target.settings, uri=f"bolt://127.0.0.1:{proxy.port}")
     server = ServeProcess(catalog_home, settings, folder / "serve.log", args=("--config", str(folder / "serve.json")))
     server.start()
-    yield server, proxy
-    proxy.up()
-    server.stop()
-    proxy.down()
+    try:
+        yield server, proxy
+    finally:
+        server.stop()
+        proxy.down()
 
 
 def _timed(call):

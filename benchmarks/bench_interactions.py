@@ -78,12 +78,11 @@ def main() -> None:
         queries = [q for q in composed_queries(driver, "test") if q.candidate in engine.bundle.image_row]
         rounds = rng.sample(queries, min(args.rounds, len(queries)))
 
-        def ranking(q) -> list[str]:
-            with session.lock:
-                return [i for i, _ in engine.search(q.candidate, q.text, 10).hits]
+        def ranking(q) -> list[str]:  # the engine as it is now (a sync swaps in a new one)
+            return [i for i, _ in session.engine.search(q.candidate, q.text, 10).hits]
 
         search_s, query_s, like_s, tag_s, changed = [], [], [], [], {"like": 0, "tag": 0}
-        liked_ranks: list[int] = []  # where the liked images (ranks 9 and 10) are after the like
+        liked_ranks: list[int] = []  # where the model puts the liked images (ranks 9 and 10) after the like
         parts: dict[str, list[float]] = {}
         for n, q in enumerate(rounds):
             start = time.perf_counter()
@@ -98,7 +97,8 @@ def main() -> None:
             out = session.like(answer["query_id"], before[8:10], who=WHO, k=50)  # the query answered again
             after = [r["id"] for r in out["results"]][:10]
             like_s.append(time.perf_counter() - start)
-            ranked = [r["id"] for r in out["results"]]
+            # Where the model alone puts them (the session's answer lists liked images first anyway).
+            ranked = [i for i, _ in session.engine.search(q.candidate, q.text, 50, liked=tuple(before[8:10])).hits]
             liked_ranks += [ranked.index(i) + 1 if i in ranked else 51 for i in before[8:10]]
             saved = session.live.flush()  # the files are written after the ranking changed: not in the latency
             parts.setdefault("like: write and the query answered again", []).append(

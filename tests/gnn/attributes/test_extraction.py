@@ -105,3 +105,39 @@ def test_save_and_load_round_trip_atomically(trained):
     loaded.save(out)
     assert sorted(p.name for p in out.parent.iterdir()) == ["model"]
     assert sorted(p.name for p in out.iterdir()) == ["extractor.json", "tagger.pt"]
+
+
+# ------------------------------------------------------------------------------ is a new phrase an attribute
+
+
+@pytest.fixture(scope="module")
+def words():
+    from gnn.attributes.extraction import attribute_words
+
+    return attribute_words(["Roadster Men Navy Kurta"])
+
+
+@pytest.mark.parametrize("phrase", ["long sleeves", "puff sleeves", "v-neck", "a-line", "drop waist", "cotton",
+                                    "peter pan collar", "kurta", "sleeveless"])
+def test_plausible_new_attributes_pass(words, phrase):
+    from gnn.attributes.extraction import implausible_attribute
+
+    assert implausible_attribute(phrase, 0.95, words, 0.8) is None
+
+
+@pytest.mark.parametrize("phrase, why", [
+    ("zxcv", "not a known English or fashion word"), ("qwerty", "not a known"), ("long sleev", "'sleev'"),
+    ("match", "Cypher keywords"), ("detach delete", "Cypher keywords"), ("the", "stop words"),
+    ("`", "letters"), ("red'}) //", "letters"), ("has long sleeves", "starts or ends"),
+    ("very long sleeves with a pocket on it", "at most 4 words"),
+])
+def test_junk_phrases_are_refused_with_the_reason(words, phrase, why):
+    from gnn.attributes.extraction import implausible_attribute
+
+    assert why in (implausible_attribute(phrase, 0.99, words, 0.8) or "")
+
+
+def test_an_unsure_tagger_is_not_enough(words):
+    from gnn.attributes.extraction import implausible_attribute
+
+    assert "0.62 sure" in implausible_attribute("cotton", 0.62, words, 0.8)

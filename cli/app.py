@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,26 +27,43 @@ app.add_typer(experiments.app, name="experiment")
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default: no authentication).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8765,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1; anything but "
+                                             "loopback needs TAILOR_SERVE_TOKEN).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="TCP port (default 8765).")] = None,
+    allow_host: Annotated[list[str] | None, typer.Option("--allow-host", help="Another Host name to answer to "
+                                                         "(besides loopback and --host); repeatable.")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="JSON overrides of the limits and timeouts "
+                                                     "(engine.config.ServeConfig).")] = None,
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
-    """query / like / tag / explain / sync as JSON over HTTP, with the engine loaded once."""
-    from cli.console import console, engine_errors
+    """query / search / like / tag / explain / sync as JSON over HTTP, with the engine loaded once."""
+    from cli.console import console, engine_errors, fail
     from cli.db import connect
-    from cli.serve import InteractionServer
+    from cli.serve import serve as run_server
+    from engine.config import ServeConfig
     from engine.session import InteractiveSession
     from engine.workspace import Workspace
+    from graphdb.settings import DriverTimeouts
+    from web.security import check_binding
 
-    with connect(uri, user, data_dir) as driver, engine_errors():
-        server = InteractionServer(InteractiveSession(Workspace.default(), driver, background_save=True), host, port)
-        console.print(f"tailor serving on http://{host}:{server.port} (Ctrl-C stops)")
+    try:
+        config = ServeConfig.from_file(config_file, host=host, port=port,
+                                       allowed_hosts=tuple(allow_host) if allow_host else None,
+                                       token=os.environ.get("TAILOR_SERVE_TOKEN") or None)
+        check_binding(config)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    # Interactive timeouts: Neo4j down is a 503 within seconds, not a client left hanging.
+    with connect(uri, user, data_dir, timeouts=DriverTimeouts.interactive()) as driver, engine_errors():
+        session = InteractiveSession(Workspace.default(), driver, background_save=True, limits=config)
         try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
+            caught_up = session.sync()  # writes made while no server ran (or before a crash) reach the index
+            console.print(f"index in line with the database ({caught_up['refresh']}, "
+                          f"{caught_up['changed_images']} images changed); loaded: {', '.join(session.warm_up())}")
+            console.print(f"tailor serving on http://{config.host}:{config.port} (Ctrl-C stops)")
+            run_server(session, config)
         finally:
-            server.stop()
+            session.close()
 
 
 @app.command()

@@ -12,20 +12,24 @@ from cli.console import console, fail, print_counts
 from cli.options import BoltPort, DataDir, HttpPort, Uri, User
 from graphdb.connection import open_driver, resolve_settings
 from graphdb.schema import apply_schema
-from graphdb.settings import DEFAULT_BOLT_PORT, DEFAULT_HTTP_PORT, default_data_dir
+from graphdb.settings import DEFAULT_BOLT_PORT, DEFAULT_HTTP_PORT, DriverTimeouts, default_data_dir
 from graphdb.stats import graph_summary
 
 app = typer.Typer(help="Run the local Neo4j and manage the schema.", no_args_is_help=True)
 
 
 @contextmanager
-def connect(uri: str | None = None, user: str | None = None, data_dir=None) -> Iterator[Driver]:
-    """A driver by the usual precedence; the schema is applied on first use (idempotent)."""
+def connect(uri: str | None = None, user: str | None = None, data_dir=None,
+            timeouts: DriverTimeouts | None = None) -> Iterator[Driver]:
+    """A driver by the usual precedence; the schema is applied on first use (idempotent). Neo4j going
+    away during the command is one clear error, not a driver traceback."""
+    from neo4j.exceptions import DatabaseUnavailable, ServiceUnavailable, SessionExpired
+
     from graphdb.server.manager import ServerError
 
     try:
         settings = resolve_settings(uri=uri, user=user, data_dir=data_dir)
-        driver = open_driver(settings)
+        driver = open_driver(settings, timeouts)
     except ServerError as exc:
         raise fail(str(exc)) from exc
     except Exception as exc:  # driver errors: wrong password, unreachable server
@@ -33,6 +37,10 @@ def connect(uri: str | None = None, user: str | None = None, data_dir=None) -> I
     try:
         apply_schema(driver, settings.database)
         yield driver
+    except (ServiceUnavailable, SessionExpired, DatabaseUnavailable) as exc:
+        raise fail(f"Neo4j at {settings.uri} went away during the command ({exc}). What was committed "
+                   "stays (each batch is one transaction) and loads and interactions are idempotent: start "
+                   "Neo4j again (`tailor db start`) and rerun the command", 5) from exc
     finally:
         driver.close()
 

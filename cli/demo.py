@@ -89,7 +89,8 @@ def _interact(ws: Workspace, candidate: str, text: str, sentence: str) -> None:
             console.print(f"query {query_id}: liked {liked} (ranks 9 and 10); {liked_out['changed_images']} "
                           f"embeddings refreshed ({liked_out['refresh']}) in {liked_out['refresh_seconds']:.2f} s, "
                           f"then {liked_out['save_seconds']:.2f} s writing the engine")
-            console.print(f"  ranks after the like: {[after.index(i) + 1 if i in after else '>10' for i in liked]}")
+            console.print(f"  ranks after the like: {[after.index(i) + 1 if i in after else '>10' for i in liked]} "
+                          "(liked results come first, in the order they were liked: a like never demotes one)")
             query_sheet(session.engine.bundle, candidate, f"{text} (after liking ranks 9 and 10)", after,
                         ws.outputs / "demo-after-like.png", marks=dict.fromkeys(liked, "orange"))
             tagged = session.tag(sentence, candidate, who="demo")

@@ -26,10 +26,12 @@ Local = Annotated[bool, typer.Option("--local", help="Run here even when a `tail
 
 
 @contextmanager
-def session(uri: str | None, user: str | None, data_dir: Path | None) -> Iterator[InteractiveSession]:
-    """A session on the published model; an engine error becomes a clear CLI error."""
+def session(uri: str | None, user: str | None, data_dir: Path | None,
+            repair: bool = False) -> Iterator[InteractiveSession]:
+    """A session on the published model; an engine error becomes a clear CLI error. ``repair``: accept
+    a damaged bundle or index, for a full sync to rebuild."""
     with connect(uri, user, data_dir) as driver, engine_errors():
-        s = InteractiveSession(Workspace.default(), driver)
+        s = InteractiveSession(Workspace.default(), driver, repair=repair)
         try:
             yield s
         finally:
@@ -130,12 +132,15 @@ def sync(
                                        "set no updated_at).")] = False,
     as_json: Json = False, uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
-    """Bring embeddings and the index in line with the database (curator edits, interactions)."""
-    with session(uri, user, data_dir) as s:
+    """Bring embeddings and the index in line with the database (curator edits, interactions). `--full`
+    also rebuilds a corrupt bundle or index from the model, the image features and the database."""
+    with session(uri, user, data_dir, repair=full) as s:
         out = s.sync(full)
     if as_json:
         print_json(out)
         return
+    if out["repaired"]:
+        console.print("the published bundle and index were damaged: rebuilt from the model and the database")
     console.print(f"{out['refresh']}: {out['changed_images']} image embeddings changed, {out['new_attributes']} "
                   f"new attributes; index updated in place ({out['refresh_seconds']:.2f} s: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in out["seconds"].items())

@@ -12,8 +12,9 @@
 //   matched    caption -[:MENTIONS]-> attribute <- result       (query attributes the result has)
 //   tags       result -[:USER_TAGGED]-> attribute               (more metadata by users and curators)
 //   likes      result -[:LIKED_FOR|LIKED_FROM]-> this caption / its candidate, and
-//              result -[:LIKED_WITH]- image -[:LIKED_FOR]-> a similar caption (same text, same
-//              candidate, or an added attribute in common), and result -[:LIKED_FOR]-> such a caption
+//              result and another image liked together (by one person) for this caption or a similar
+//              one (same text, same candidate, or an added attribute in common), and
+//              result -[:LIKED_FOR]-> such a caption
 MATCH (c:Caption {id: $query_id})
 MATCH (r:Image {id: $result_id})
 CALL (c) {
@@ -47,9 +48,10 @@ CALL (c, r) {
   RETURN collect(p) AS liked_from
 }
 CALL (c, r) {
-  OPTIONAL MATCH p = (r)-[:LIKED_WITH]-(:Image)-[:LIKED_FOR]->(s:Caption)
-  WHERE s = c OR s.text = c.text OR EXISTS { (s)-[:MODIFIES]->(:Image)<-[:MODIFIES]-(c) }
-     OR EXISTS { (s)-[:MENTIONS {role: 'added'}]->(:Attribute)<-[:MENTIONS {role: 'added'}]-(c) }
+  OPTIONAL MATCH p = (r)-[l:LIKED_FOR]->(s:Caption)<-[m:LIKED_FOR]-(o:Image)
+  WHERE o <> r AND m.who = l.who
+    AND (s = c OR s.text = c.text OR EXISTS { (s)-[:MODIFIES]->(:Image)<-[:MODIFIES]-(c) }
+     OR EXISTS { (s)-[:MENTIONS {role: 'added'}]->(:Attribute)<-[:MENTIONS {role: 'added'}]-(c) })
   RETURN collect(p) AS liked_with
 }
 CALL (c, r) {

@@ -6,6 +6,9 @@ Nothing is written when one of these is raised by an interaction.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class EngineError(Exception):
     """Base of the engine's errors."""
@@ -41,3 +44,31 @@ class DatabaseUnavailableError(EngineError):
 
 # What an interaction can refuse with: the caller's input, not the engine, is at fault.
 INTERACTION_ERRORS = (UnknownIdError, InvalidRequestError)
+
+
+@contextlib.contextmanager
+def database_calls(done: str = "nothing was done", what: str = "Neo4j") -> Iterator[None]:
+    """Neo4j being unreachable, gone mid-call or too slow becomes :class:`DatabaseUnavailableError` (the
+    one place the driver's exceptions are translated); anything else passes through. ``done``: what the
+    caller had already carried out when the database went away, for the message."""
+    from neo4j.exceptions import ClientError, DriverError, ServiceUnavailable, SessionExpired, TransientError
+
+    try:
+        yield
+    except (ServiceUnavailable, SessionExpired) as exc:
+        raise DatabaseUnavailableError(f"{what} is unreachable ({exc}); {done}. Start it "
+                                       "(`tailor db start`) or check NEO4J_URI, then retry") from exc
+    except (DriverError, TransientError) as exc:  # pool exhausted, timed out, still deadlocked after retries
+        if isinstance(exc, DriverError) and not _is_timeout(exc):
+            raise
+        raise DatabaseUnavailableError(f"{what} did not answer in time ({exc}); {done}; retry") from exc
+    except ClientError as exc:
+        if "TransactionTimedOut" not in (exc.code or ""):
+            raise
+        raise DatabaseUnavailableError(f"{what} did not answer in time ({exc.code}); {done}; retry") from exc
+
+
+def _is_timeout(exc: Exception) -> bool:
+    from neo4j.exceptions import ConnectionAcquisitionTimeoutError, ConnectionPoolError
+
+    return isinstance(exc, ConnectionAcquisitionTimeoutError | ConnectionPoolError)

@@ -6,6 +6,13 @@ generation) with the server time it was read at; a sync re-reads only the images
 :func:`graphdb.export.update_base`), so an interaction costs a few small indexed reads, one R-GCN pass over
 the base graph and the changed FAISS rows. The ranking changes in memory first; the new generation is
 written in the background.
+
+Copy on write: a sync computes a new searcher (bundle and index) off to the side and swaps it in with one
+assignment (:func:`gnn.retrieval.refresh.refresh`), so searches never wait for a sync and never see a
+half-updated index. Syncs themselves run one at a time (the caller serialises them).
+
+Repair: with ``repair=True`` an engine whose bundle, index or base graph fail their checksums is loaded
+from its model and image features alone, and the (full) sync computes the rest again from the database.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from datetime import datetime, timedelta
 
 from neo4j import Driver
 
+from engine.errors import ArtifactError
 from engine.pipeline import load_published
 from engine.published import BaseGraph, EngineStore, PublishedEngine
 from engine.workspace import Workspace
@@ -35,6 +43,7 @@ class SyncReport:
     new_attributes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # up to the changed ranking
     save_seconds: float = 0.0  # writing the new generation afterwards (see LiveEngine.flush)
+    repaired: bool = False  # bundle, index and base graph were rebuilt from the model and the database
 
     @property
     def total(self) -> float:
@@ -50,18 +59,29 @@ class LiveEngine:
     exits) wait for that write.
     """
 
-    def __init__(self, ws: Workspace):
+    def __init__(self, ws: Workspace, repair: bool = False):
         self.ws = ws
         self.store = EngineStore(ws.engine)
-        self.published: PublishedEngine = load_published(ws)
+        try:
+            self.published: PublishedEngine = load_published(ws)
+        except ArtifactError:
+            if not repair:
+                raise
+            self.published = load_published(ws, sources_only=True)  # the next (full) sync rebuilds the rest
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-save")
         self._pending: Future | None = None
         self._last: SyncReport | None = None
 
     @property
     def engine(self):
-        """The searcher (model, bundle, FAISS index, text features)."""
+        """The searcher (model, bundle, FAISS index, text features): take it once per request and use that
+        one throughout; a sync replaces it, it never changes it."""
         return self.published.searcher
+
+    @property
+    def repairing(self) -> bool:
+        """Loaded for repair: no searcher until a full sync has rebuilt one."""
+        return self.published.searcher is None
 
     @property
     def config(self):
@@ -96,7 +116,7 @@ class LiveEngine:
         seconds: dict[str, float] = {}
         tick = time.perf_counter()
         mode, export, base = "full", None, self.published.base
-        if not full and base is not None:
+        if not full and base is not None and not self.repairing:
             changed = changed_nodes(driver, base.marker)
             until = changed["until"]
             if not any(changed[label] for label in ("Image", "Caption", "Attribute")):
@@ -110,9 +130,11 @@ class LiveEngine:
             until = server_time(driver)
             export = export_base(driver)
         seconds["read changes"] = time.perf_counter() - tick
-        report = self._refresh(export, seconds)
+        repaired = self.repairing
+        report = self._refresh(export, seconds, mode == "full")
         self.published.base = BaseGraph(export, self._earlier(until))
-        self._last = SyncReport(mode, len(report.changed_images), report.new_attributes, seconds)
+        self._last = SyncReport(mode, len(report.changed_images), report.new_attributes, seconds,
+                                repaired=repaired)
         self._pending = self._saver.submit(self._save)
         return self._last
 
@@ -121,14 +143,20 @@ class LiveEngine:
         self.published.save(self.store)
         return time.perf_counter() - tick
 
-    def _refresh(self, export, seconds: dict[str, float]):
-        from gnn.retrieval.refresh import base_features, refresh
+    def _refresh(self, export, seconds: dict[str, float], full: bool):
+        from gnn.retrieval.refresh import base_features, rebuild, refresh
 
         tick = time.perf_counter()
-        features = base_features(export, self.published.image_features, self.engine.text_encoder)
+        texts = self.published.text_features if self.repairing else self.engine.text_encoder
+        features = base_features(export, self.published.image_features, texts)
         seconds["features"] = time.perf_counter() - tick
-        report = refresh(self.engine, export, features, self.config)
+        if self.repairing:
+            report = rebuild(self.published.model_for_rebuild, self.published.version, export, features,
+                             self.config, texts)
+        else:  # a full sync rebuilds the whole index too: it repairs rows whatever drifted
+            report = refresh(self.engine, export, features, self.config, rebuild_index=full)
         seconds["embeddings + index"] = report.seconds
+        self.published.searcher = report.engine  # the swap: searches from now on see the new state
         return report
 
     @staticmethod

@@ -193,8 +193,11 @@ def text_features_for(ws: Workspace, manifest: Manifest) -> Any:
                         lambda: text_encoder(text["config"]))
 
 
-def load_published(ws: Workspace, verify: bool = True) -> PublishedEngine:
-    """The live generation of the workspace's published engine, with its text features."""
+def load_published(ws: Workspace, verify: bool = True, sources_only: bool = False) -> PublishedEngine:
+    """The live generation of the workspace's published engine, with its text features (``sources_only``:
+    just the model and image features, for a full sync to rebuild the rest)."""
     store = EngineStore(ws.engine)
     manifest = store.manifest()
+    if sources_only:
+        return PublishedEngine.load_sources(store, text_features_for(ws, manifest))
     return PublishedEngine.load(store, text_features_for(ws, manifest), verify=verify)

@@ -16,7 +16,10 @@ Layout under ``$TAILOR_HOME/engine/``::
 A save writes a whole new generation folder (unchanged files are hard links to the previous one), then
 switches ``CURRENT``; a crash at any point leaves the previous generation live and the half-written
 folder is removed by the next save. A load checks every file against the manifest, so a corrupt or
-mismatched file is refused with its name and the fix, instead of answering with garbage.
+mismatched file is refused with its name and the fix, instead of answering with garbage. The fix for a
+bad bundle, index or base graph is `tailor sync --full`: when the model and the image features still
+verify (:data:`SOURCE_FILES`), :meth:`PublishedEngine.load_sources` loads just those and the full sync
+computes the rest again from the database (:mod:`engine.live`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ POINTER = "CURRENT"
 KEEP_GENERATIONS = 2  # the live one and the one before (a process that just read the pointer may load it)
 FILES = ("model.pt", "bundle.pt", "images.faiss", "images.ids.json", "image_features.npz")
 BASE_FILE = "base.pkl"
+# What the rest is computed from: with these intact, a full sync rebuilds the others from the database.
+SOURCE_FILES = ("model.pt", "image_features.npz")
 REPAIR = "run `tailor sync --full` to rebuild the index from the database, or `tailor train` to publish anew"
 
 
@@ -293,6 +298,14 @@ def write_base(path: Path, base: BaseGraph, version: str) -> None:
 # --- the engine itself -------------------------------------------------------------------------------
 
 
+def _model(checkpoint: Any) -> Any:
+    from gnn.nn.model import GraphRetriever
+
+    model = GraphRetriever(checkpoint.in_dims, checkpoint.relations, checkpoint.config.model)
+    model.load_state_dict(checkpoint.state_dict)
+    return model.eval()
+
+
 class PublishedEngine:
     """A trained model with everything it answers from: the checkpoint, the bundle of per-layer
     embeddings and the FAISS index (inside :attr:`searcher`), the image features those were computed
@@ -307,6 +320,9 @@ class PublishedEngine:
         self.base = base
         self.folder = folder  # the generation this state was loaded from or last saved to
         self.features_changed = False  # image features gained rows since that generation
+        # Set by load_sources only (no searcher yet): the query text features and the model to rebuild with.
+        self.text_features: Any = None
+        self.model_for_rebuild: Any = None
 
     @property
     def version(self) -> str:
@@ -335,7 +351,6 @@ class PublishedEngine:
         """The live generation. ``text_features`` encodes query text (quacks like a text encoder); it must
         be the encoder the manifest names (see :func:`engine.pipeline.text_features_for`)."""
         from gnn.checkpoint import load_checkpoint
-        from gnn.nn.model import GraphRetriever
         from gnn.retrieval.index import ImageIndex
         from gnn.retrieval.search import QueryEngine, SearchBundle
 
@@ -358,10 +373,32 @@ class PublishedEngine:
         if len(index) != len(bundle.image_ids):
             raise ArtifactError(f"{folder / 'images.faiss'} holds {len(index)} images, the bundle "
                                 f"{len(bundle.image_ids)}; {REPAIR}")
-        model = GraphRetriever(checkpoint.in_dims, checkpoint.relations, checkpoint.config.model)
-        model.load_state_dict(checkpoint.state_dict)
-        searcher = QueryEngine(model, bundle, index, text_features)
+        searcher = QueryEngine(_model(checkpoint), bundle, index, text_features)
         return cls(manifest, checkpoint, searcher, features, read_base(folder, manifest.version), folder)
+
+    @classmethod
+    def load_sources(cls, store: EngineStore, text_features: Any) -> PublishedEngine:
+        """Only what the rest is computed from (:data:`SOURCE_FILES`, verified): an engine with no searcher
+        yet, for a full sync to rebuild bundle, index and base graph from the database. Raises
+        ArtifactError when a source file is bad too (then only `tailor train` helps)."""
+        from gnn.checkpoint import load_checkpoint
+
+        folder = store.current()
+        manifest = store.manifest(folder)
+        try:
+            store.verify(folder, manifest, SOURCE_FILES)
+            checkpoint = load_checkpoint(folder / "model.pt")
+            features = ImageFeatures.load(folder / "image_features.npz")
+        except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError, ArtifactError) as exc:
+            raise ArtifactError(f"{exc}: the model or its image features are damaged too, so the index cannot "
+                                "be rebuilt; run `tailor train` to publish anew") from exc
+        if checkpoint.version != manifest.version:
+            raise ArtifactError(f"{folder / 'model.pt'} is of model version {checkpoint.version!r}, the "
+                                f"manifest of {manifest.version!r}; run `tailor train` to publish anew")
+        engine = cls(manifest, checkpoint, None, features, None, folder)
+        engine.text_features = text_features
+        engine.model_for_rebuild = _model(checkpoint)
+        return engine
 
     # --- saving -----------------------------------------------------------------------------------
     def save(self, store: EngineStore, model_file: Path | None = None) -> Path:

@@ -1,19 +1,37 @@
 """What `tailor query | tag | like | explain | sync` and `tailor serve` do, once: a session holds the live
 engine and a driver, and answers each interaction with a JSON-ready dict.
 
-The commands print these dicts (or render them); the server returns them. One lock orders the engine's
-use: searches and syncs never interleave (Neo4j writes need no lock: each is one transaction).
+The commands print these dicts (or render them); the server returns them.
+
+Concurrency: reads never wait for writes. A request takes the engine once (:attr:`InteractiveSession.engine`)
+and uses that snapshot throughout; a sync builds the next engine off to the side and swaps it in (copy on
+write, :mod:`engine.live`), so a search never waits for a sync nor sees a half-updated index. Syncs run one
+at a time; a write whose change a sync already started after it has read is answered with that sync
+(:meth:`InteractiveSession._sync`), so a burst of likes costs fewer syncs than likes. Neo4j writes hold
+nothing of the engine (each is one transaction). Neo4j being down or slow is a
+:class:`~engine.errors.DatabaseUnavailableError` (:func:`engine.errors.database_calls`).
+
+Limits (:class:`engine.config.ServeConfig`): k, text length and images per like are checked here too, so a
+command gets the same answer as the server.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
 
 from neo4j import Driver
 
-from engine.errors import InvalidRequestError, UnknownIdError
+from engine.config import ServeConfig
+from engine.errors import (
+    ArtifactError,
+    DatabaseUnavailableError,
+    InvalidRequestError,
+    UnknownIdError,
+    database_calls,
+)
 from engine.live import LiveEngine
 from engine.workspace import Workspace
 
@@ -24,112 +42,204 @@ def explain_result(driver: Driver, query_id: str, result_id: str) -> dict[str, A
     from graphdb.explain import explain
 
     try:
-        explanation = explain(driver, query_id, result_id)
+        with database_calls():
+            explanation = explain(driver, query_id, result_id)
     except LookupError as exc:
         raise UnknownIdError(str(exc)) from exc
     return {"query_id": query_id, "result": result_id, "facts": explanation.facts,
             "cypher": explanation.cypher, "params": explanation.params, "browser": explanation.browser_text()}
 
 
+def never_demote(hits: list[tuple[str, float]], liked: list[str], k: int) -> list[tuple[str, float | None, bool]]:
+    """A liked query's answer, ``(id, score or None, liked)``: the liked images first, in the order they were
+    liked (``liked``), then the other hits in score order.
+
+    Liked images are what the shopper said answers this query, so a like never demotes one: an image
+    liked at rank r goes after the images liked before it, which held the first places, so it lands at or
+    above r (likes of several images keep their ranks' order); and a later like only appends, so no image
+    liked before it moves down. Images the search did not return keep their place with no score."""
+    score = dict(hits)
+    pinned = set(liked)
+    rest = [(i, s, False) for i, s in hits if i not in pinned]
+    return ([(i, score.get(i), True) for i in liked] + rest)[:max(k, len(liked))]
+
+
 class InteractiveSession:
     """The interactions on the published model, each returning a JSON-ready dict (see module doc)."""
 
-    def __init__(self, ws: Workspace, driver: Driver, background_save: bool = False):
+    def __init__(self, ws: Workspace, driver: Driver, background_save: bool = False,
+                 limits: ServeConfig | None = None, repair: bool = False):
         """``background_save``: return as soon as the ranking changed and write the index files after
-        (a server); otherwise wait for them, so a command's files are complete when it exits."""
+        (a server); otherwise wait for them, so a command's files are complete when it exits. ``repair``:
+        accept an engine whose bundle or index is damaged, to be rebuilt by ``sync(full=True)``."""
         self.ws = ws
         self.driver = driver
-        self.live = LiveEngine(ws)
+        self.limits = limits or ServeConfig()
+        self.live = LiveEngine(ws, repair=repair)
         self.background_save = background_save
-        self.lock = threading.RLock()
+        self._sync_lock = threading.Lock()  # one sync at a time; searches never take it
+        self._sync_started = -math.inf  # time.monotonic() when the last sync began reading the database
+        self._last_sync: dict[str, Any] | None = None
         self._extractor = None
         self._extractor_lock = threading.Lock()  # flair taggers are not meant for concurrent calls
+        self._known_words: frozenset[str] | None = None
 
     @property
     def engine(self):
-        return self.live.engine
+        """The searcher as it is now: take it once per request (a sync swaps in a new one, never changes it)."""
+        engine = self.live.engine
+        if engine is None:
+            raise ArtifactError(f"{self.ws.engine}: the index is being rebuilt from the model and the database; "
+                                "run `tailor sync --full` (or wait for the one running)")
+        return engine
 
     def close(self) -> None:
-        with self.lock:
+        with self._sync_lock:
             self.live.close()
 
+    def warm_up(self) -> list[str]:
+        """Load now what the first requests would otherwise wait for: the text encoder (for query text
+        that is not in the feature cache) and, when trained, the attribute tagger. Returns what it loaded."""
+        loaded = []
+        encoder = getattr(self.engine.text_encoder, "load_encoder", None)
+        if encoder is not None:
+            encoder()
+            loaded.append("text encoder")
+        if self.extractor_trained:
+            with self._extractor_lock:
+                self.extractor(list(self.engine.bundle.attribute_names))
+                self.known_words(self.engine)
+            loaded.append("attribute tagger")
+        return loaded
+
+    # --- limits ------------------------------------------------------------------------------------
+    def _check_k(self, k: int) -> None:
+        if not 1 <= k <= self.limits.max_k:
+            raise InvalidRequestError(f"k must be from 1 to {self.limits.max_k}, not {k}")
+
+    def _check_text(self, text: str, what: str) -> None:
+        if len(text) > self.limits.max_text_chars:
+            raise InvalidRequestError(f"{what} has {len(text):,} characters; at most {self.limits.max_text_chars} "
+                                      "are accepted; nothing written")
+
+    @staticmethod
+    def _check_image(engine, image: str) -> None:
+        if image not in engine.bundle.image_row:
+            raise UnknownIdError(f"unknown image id {image!r} (not in the published index); nothing written")
+
     # --- interactions ------------------------------------------------------------------------------
+    def search(self, image: str, text: str, k: int = 10) -> dict[str, Any]:
+        """Answer a composed query without storing anything and without reading Neo4j (reasons from the
+        engine's memory, :meth:`quick_reasons`)."""
+        start = time.perf_counter()
+        self._check_k(k)
+        self._check_text(text, "text")
+        engine = self.engine
+        self._check_image(engine, image)
+        result = engine.search(image, text, k)
+        b = engine.bundle
+        results = [{"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
+                    "reasons": self.quick_reasons(engine, image, result.roles, hit)} for hit, score in result.hits]
+        return {"candidate": image, "text": text, "roles": _roles(result.roles), "results": results,
+                "seconds": round(time.perf_counter() - start, 4)}
+
     def query(self, image: str, text: str, k: int = 10, who: str = "cli") -> dict[str, Any]:
         """Store the query (a Caption node), answer it, give each result its reasons."""
         from graphdb.explain import explain
         from graphdb.interactions import UnknownNodeError, store_query
 
         start = time.perf_counter()
-        with self.lock:
-            if image not in self.engine.bundle.image_row:
-                raise UnknownIdError(f"unknown image id {image!r} (not in the published index); nothing written")
-            roles = self.engine.parse(text)
-            try:
+        self._check_k(k)
+        self._check_text(text, "text")
+        engine = self.engine
+        self._check_image(engine, image)
+        roles = engine.parse(text)
+        result = engine.search(image, text, k, roles=roles)
+        try:
+            with database_calls():
                 query_id = store_query(self.driver, image, text, roles, who=who)
-            except UnknownNodeError as exc:
-                raise UnknownIdError(str(exc)) from exc
-            result = self.engine.search(image, text, k, roles=roles)
-            b = self.engine.bundle
-            results = []
+        except UnknownNodeError as exc:
+            raise UnknownIdError(str(exc)) from exc
+        b = engine.bundle
+        results = []
+        with database_calls(done=f"the query is stored as {query_id}"):
             for hit, score in result.hits:
-                reasons = explain(self.driver, query_id, hit).facts or self._fallback_reasons(hit, roles)
+                reasons = explain(self.driver, query_id, hit).facts or self._fallback_reasons(engine, hit, roles)
                 results.append({"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
                                 "reasons": reasons})
-        return {"query_id": query_id, "candidate": image, "text": text,
-                "roles": {"added": list(roles.added), "removed": list(roles.removed),
-                          "mentioned": list(roles.mentioned)},
+        return {"query_id": query_id, "candidate": image, "text": text, "roles": _roles(roles),
                 "results": results, "seconds": round(time.perf_counter() - start, 4)}
 
     def like(self, query_id: str, images: list[str], who: str = "cli", k: int = 10) -> dict[str, Any]:
-        """I like that: liked images linked to each other, the query's caption and its candidate; then
-        the query answered again, hearing its liked images (``results``)."""
+        """I like that: the liked images (a set, linked to the query's caption and candidate), then the query
+        answered again hearing them (``results``), where no liked image ranks lower than it did before."""
         from graphdb.interactions import UnknownNodeError, like
 
+        self._check_k(k)
+        images = list(dict.fromkeys(images))
+        if not images:
+            raise InvalidRequestError("like needs at least one image id; nothing written")
+        if len(images) > self.limits.max_like_images:
+            raise InvalidRequestError(f"a like takes at most {self.limits.max_like_images} images, not "
+                                      f"{len(images)}; nothing written")
+        stored = self._stored(query_id)
+        ranks = self._ranks_now(stored, images)  # where they rank before the like: the floor they keep
         try:
-            result = like(self.driver, query_id, images, who=who)
+            with database_calls():
+                result = like(self.driver, query_id, images, who=who, ranks=ranks)
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
-        except ValueError as exc:
-            raise InvalidRequestError(str(exc)) from exc
-        synced = self._sync()
-        return {"query_id": query_id, "liked": list(images), "created": result.counts, **synced,
-                "results": self.answer(query_id, k)}
+        synced = self._sync(written_at=time.monotonic(), done="the like is stored")
+        return {"query_id": query_id, "liked": images, "created": result.counts, "ranks_before": ranks,
+                **synced, "results": self.answer(query_id, k)}
 
     def answer(self, query_id: str, k: int = 10) -> list[dict[str, Any]]:
-        """A stored query answered again with what the graph knows now, its likes included."""
-        from graphdb.interactions import UnknownNodeError, stored_query
-
-        try:
-            stored = stored_query(self.driver, query_id)
-        except UnknownNodeError as exc:
-            raise UnknownIdError(str(exc)) from exc
-        with self.lock:
-            if stored.candidate not in self.engine.bundle.image_row:
-                raise UnknownIdError(f"query {query_id!r}: its candidate {stored.candidate!r} is not in the "
-                                       "published index")
-            hits = self.engine.search(stored.candidate, stored.text, k, liked=stored.liked).hits
-            b = self.engine.bundle
-            return [{"id": i, "score": score, "title": b.image_titles[b.image_row[i]]} for i, score in hits]
+        """A stored query answered again with what the graph knows now, its likes included (first, and
+        never below the rank each had when liked: :func:`never_demote`)."""
+        stored = self._stored(query_id)
+        engine = self.engine
+        b = engine.bundle
+        return [{"id": i, "score": score, "title": b.image_titles[b.image_row[i]], "liked": liked}
+                for i, score, liked in self._ranked(engine, stored, k)]
 
     def tag(self, sentence: str, image: str, who: str = "cli") -> dict[str, Any]:
-        """More metadata: the attributes a sentence names, linked to the image (USER_TAGGED)."""
+        """More metadata: the attributes a sentence names, linked to the image (USER_TAGGED). A phrase the
+        graph does not know becomes a new attribute only if the tagger is sure of it and it reads like an
+        attribute (:func:`gnn.attributes.extraction.implausible_attribute`); a sentence with none is refused
+        and nothing is written. Curators add any attribute with ``cypher/curator/add_attribute.cypher``."""
+        from gnn.attributes.extraction import implausible_attribute
         from graphdb.interactions import UnknownNodeError, tag_image
 
-        with self.lock:
-            vocabulary = list(self.engine.bundle.attribute_names)
+        self._check_text(sentence, "sentence")
+        engine = self.engine
+        vocabulary = list(engine.bundle.attribute_names)
+        known = set(vocabulary)
         with self._extractor_lock:
             found = self.extractor(vocabulary).extract(sentence, vocabulary=vocabulary)
-        if not found:
-            raise InvalidRequestError(f"no attribute found in {sentence!r}; nothing written")
+            words = self.known_words(engine)
+        accepted, refused = [], []
+        for item in found:
+            why = None if item.phrase in known else implausible_attribute(
+                item.phrase, item.score, words, self.limits.new_attribute_min_score)
+            if why:
+                refused.append({"phrase": item.phrase, "reason": why})
+            else:
+                accepted.append(item)
+        if not accepted:
+            detail = "; ".join(f"{r['phrase']!r}: {r['reason']}" for r in refused)
+            raise InvalidRequestError(f"no attribute phrase found in {sentence!r}"
+                                      + (f" ({detail})" if detail else "") + "; nothing written")
         written = []
         try:
-            for item in found:
-                r = tag_image(self.driver, image, item.phrase, who=who, phrase=sentence)
-                written.append({"attribute": item.phrase, "source": item.source,
-                                "new_attribute": r.created_attribute, "new_edge": r.created_edge})
+            with database_calls():
+                for item in accepted:
+                    r = tag_image(self.driver, image, item.phrase, who=who, phrase=sentence)
+                    written.append({"attribute": item.phrase, "source": item.source,
+                                    "new_attribute": r.created_attribute, "new_edge": r.created_edge})
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
-        return {"image": image, "tags": written, **self._sync()}
+        return {"image": image, "tags": written, "refused": refused,
+                **self._sync(written_at=time.monotonic(), done="the tag is stored")}
 
     def explain(self, query_id: str, result_id: str) -> dict[str, Any]:
         return explain_result(self.driver, query_id, result_id)
@@ -138,22 +248,85 @@ class InteractiveSession:
         """Embeddings and index in line with the database (curator edits, other processes' writes)."""
         return self._sync(full)
 
-    # --- helpers -----------------------------------------------------------------------------------
-    def _sync(self, full: bool = False) -> dict[str, Any]:
-        with self.lock:
-            report = self.live.sync(self.driver, full=full)
-            if not self.background_save:
-                self.live.flush()
-            return {"changed_images": report.changed_images, "new_attributes": report.new_attributes,
-                    "refresh": report.mode, "refresh_seconds": round(report.total, 3),
-                    "save_seconds": round(report.save_seconds, 3),
-                    "seconds": {k: round(v, 4) for k, v in report.seconds.items()}}
+    def health(self) -> dict[str, Any]:
+        """Whether Neo4j answers and the index is whole; ``status`` is "ok" only when both are."""
+        try:
+            with database_calls():
+                self.driver.execute_query("RETURN 1 AS ok")
+            neo4j: dict[str, Any] = {"ok": True}
+        except DatabaseUnavailableError as exc:
+            neo4j = {"ok": False, "error": str(exc)}
+        engine = self.live.engine
+        manifest = self.live.published.manifest
+        if engine is None:
+            index: dict[str, Any] = {"ok": False, "error": "being rebuilt: run `tailor sync --full`"}
+        elif len(engine.index) != len(engine.bundle.image_ids) or engine.index.version != engine.bundle.version:
+            index = {"ok": False, "error": f"the index holds {len(engine.index)} images of version "
+                                           f"{engine.index.version!r}, the bundle {len(engine.bundle.image_ids)} "
+                                           f"of {engine.bundle.version!r}: run `tailor sync --full`"}
+        else:
+            index = {"ok": True, "images": len(engine.index), "generation": manifest.generation}
+        ok = neo4j["ok"] and index["ok"]
+        return {"status": "ok" if ok else "unavailable", "model": manifest.version,
+                "images": len(engine.bundle.image_ids) if engine is not None else 0, "neo4j": neo4j, "index": index}
 
-    def _fallback_reasons(self, result_id: str, roles) -> list[str]:
+    # --- reasons -----------------------------------------------------------------------------------
+    def quick_reasons(self, engine, candidate: str, roles, result_id: str) -> list[str]:
+        """Reasons for a result from memory alone (no Neo4j read): what the read-only search gives. The
+        in-memory facts of issue 17 plug in here; until then, what was asked and the title."""
+        return self._fallback_reasons(engine, result_id, roles)
+
+    @staticmethod
+    def _fallback_reasons(engine, result_id: str, roles) -> list[str]:
         """Reasons when the graph has no facts to give (e.g. an attribute-less product)."""
-        b = self.engine.bundle
+        b = engine.bundle
         asked = [f"asked for: {', '.join(roles.added)}"] if roles.added else []
         return [*asked, f"title: {b.image_titles[b.image_row[result_id]]}"]
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def _stored(self, query_id: str):
+        from graphdb.interactions import UnknownNodeError, stored_query
+
+        try:
+            with database_calls():
+                return stored_query(self.driver, query_id)
+        except UnknownNodeError as exc:
+            raise UnknownIdError(str(exc)) from exc
+
+    def _ranked(self, engine, stored, k: int) -> list[tuple[str, float | None, bool]]:
+        if stored.candidate not in engine.bundle.image_row:
+            raise UnknownIdError(f"query {stored.id!r}: its candidate {stored.candidate!r} is not in the "
+                                 "published index")
+        liked = [i for i in stored.liked_in_order if i in engine.bundle.image_row and i != stored.candidate]
+        hits = engine.search(stored.candidate, stored.text, k + len(liked), liked=stored.liked).hits
+        return never_demote(hits, liked, k)
+
+    def _ranks_now(self, stored, images: list[str]) -> dict[str, int]:
+        """Where ``images`` rank in the query's answer now (those within the first ``max_k``)."""
+        ranked = self._ranked(self.engine, stored, self.limits.max_k)
+        position = {i: n for n, (i, _, _) in enumerate(ranked, 1)}
+        return {i: position[i] for i in images if i in position}
+
+    def _sync(self, full: bool = False, written_at: float | None = None,
+              done: str = "nothing was done") -> dict[str, Any]:
+        """One sync at a time. ``written_at``: when the caller's write committed (time.monotonic()); if a
+        sync began reading after that, its answer already includes the write and is returned as it is."""
+        with self._sync_lock:
+            if (written_at is not None and not full and self._last_sync is not None
+                    and self._sync_started > written_at):
+                return {**self._last_sync, "shared": True}
+            started = time.monotonic()
+            with database_calls(done=done):
+                report = self.live.sync(self.driver, full=full)
+            self._sync_started = started  # only a sync that completed can answer for writes before it
+            if not self.background_save:
+                self.live.flush()
+            self._last_sync = {"changed_images": report.changed_images, "new_attributes": report.new_attributes,
+                               "refresh": report.mode, "repaired": report.repaired,
+                               "refresh_seconds": round(report.total, 3),
+                               "save_seconds": round(report.save_seconds, 3),
+                               "seconds": {k: round(v, 4) for k, v in report.seconds.items()}, "shared": False}
+            return self._last_sync
 
     @property
     def extractor_trained(self) -> bool:
@@ -170,3 +343,15 @@ class InteractiveSession:
             else:
                 self._extractor = AttributeExtractor.train(vocabulary, folder)
         return self._extractor
+
+    def known_words(self, engine) -> frozenset[str]:
+        """Words a new attribute may be made of (built once: English and fashion words, the graph's)."""
+        from gnn.attributes.extraction import attribute_words
+
+        if self._known_words is None:
+            self._known_words = attribute_words([*engine.bundle.attribute_names, *engine.bundle.image_titles])
+        return self._known_words
+
+
+def _roles(roles) -> dict[str, list[str]]:
+    return {"added": list(roles.added), "removed": list(roles.removed), "mentioned": list(roles.mentioned)}

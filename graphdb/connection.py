@@ -11,6 +11,7 @@ from neo4j import Driver, GraphDatabase
 from graphdb.settings import (
     DEFAULT_BOLT_PORT,
     DEFAULT_HTTP_PORT,
+    DriverTimeouts,
     Neo4jSettings,
     default_data_dir,
     settings_from_env,
@@ -52,11 +53,15 @@ def resolve_settings(
     return local_settings(data_dir, start=start_local)
 
 
-def open_driver(settings: Neo4jSettings) -> Driver:
-    """A driver that has answered once (fails fast on a wrong password or a dead server)."""
+def open_driver(settings: Neo4jSettings, timeouts: DriverTimeouts | None = None) -> Driver:
+    """A driver that has answered once (fails fast on a wrong password or a dead server). ``timeouts``:
+    the driver's own defaults unless given (:meth:`DriverTimeouts.interactive` for a server)."""
+    timeouts = timeouts or DriverTimeouts()
     # Notifications (e.g. "property key does not exist" on a fresh graph) are noise for our fixed queries.
     driver = GraphDatabase.driver(
-        settings.uri, auth=(settings.user, settings.password), notifications_min_severity="OFF"
+        settings.uri, auth=(settings.user, settings.password), notifications_min_severity="OFF",
+        connection_timeout=timeouts.connection, connection_acquisition_timeout=timeouts.acquisition,
+        max_transaction_retry_time=timeouts.retry,
     )
     try:
         driver.verify_connectivity()
@@ -67,8 +72,8 @@ def open_driver(settings: Neo4jSettings) -> Driver:
 
 
 @contextmanager
-def session_driver(settings: Neo4jSettings) -> Iterator[Driver]:
-    driver = open_driver(settings)
+def session_driver(settings: Neo4jSettings, timeouts: DriverTimeouts | None = None) -> Iterator[Driver]:
+    driver = open_driver(settings, timeouts)
     try:
         yield driver
     finally:

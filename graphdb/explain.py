@@ -40,7 +40,7 @@ RETURN c.text AS text, r IS NOT NULL AS result_found,
   [(r)-[t:USER_TAGGED]->(a:Attribute) | [a.name, t.who, t.phrase, coalesce(t.source, 'user')]] AS tags,
   [(r)-[l:LIKED_FOR]->(c) | l.who] AS liked_for,
   [(r)-[l:LIKED_FROM]->(x:Image)<-[:MODIFIES]-(c) | [x.id, l.who, l.query]] AS liked_from,
-  [(r)-[l:LIKED_WITH]-(o:Image)-[:LIKED_FOR]->(s:Caption) WHERE s = c OR {_SIMILAR}
+  [(r)-[l:LIKED_FOR]->(s:Caption)<-[m:LIKED_FOR]-(o:Image) WHERE o <> r AND m.who = l.who AND (s = c OR {_SIMILAR})
      | [o.id, s.id, s.text, l.who]] AS liked_with,
   [(r)-[l:LIKED_FOR]->(s:Caption) WHERE s <> c AND {_SIMILAR} | [s.id, s.text, l.who]] AS liked_for_similar
 """

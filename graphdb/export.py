@@ -11,7 +11,18 @@ from collections.abc import Callable
 
 from neo4j import Driver
 
-from readers.graph_records import INTERACTION_TYPES, MODIFIES, CaptionRow, GraphExport, ImageRow, TypedEdge
+from readers.graph_records import (
+    INTERACTION_TYPES,
+    LIKED_WITH,
+    MODIFIES,
+    CaptionRow,
+    GraphExport,
+    ImageRow,
+    TypedEdge,
+)
+
+# Interaction types stored as relationships; LIKED_WITH is derived from the liked sets (liked_with_edges).
+_STORED_INTERACTIONS = [t for t in INTERACTION_TYPES if t != LIKED_WITH]
 
 _IMAGES = "MATCH (i:Image) RETURN i.id AS id, coalesce(i.image_path, '') AS path, coalesce(i.title, '') AS title, coalesce(i.split, '') AS split, coalesce(i.group, '') AS grp ORDER BY id"
 _CAPTIONS = """
@@ -37,6 +48,27 @@ WHERE type(r) IN $types
 RETURN type(r) AS type, labels(s)[0] AS src_kind, s[CASE WHEN s:Attribute THEN 'name' ELSE 'id' END] AS src,
        labels(d)[0] AS dst_kind, d[CASE WHEN d:Attribute THEN 'name' ELSE 'id' END] AS dst
 """
+# The liked sets: the images one person liked for one query.
+_LIKED_SETS = """
+MATCH (i:Image)-[r:LIKED_FOR]->(c:Caption)
+RETURN c.id AS caption, coalesce(r.who, '') AS who, collect(i.id) AS images
+"""
+
+
+def liked_with_edges(pairs) -> list[TypedEdge]:
+    """LIKED_WITH edges from ``(image, image, who)`` pairs liked together: one per pair and person,
+    from the smaller id to the larger (the same person liking the pair for two queries is one edge, two
+    people are two), in a stable order: what a stored pairwise edge per like would give."""
+    unique = {(min(a, b), max(a, b), who) for a, b, who in pairs if a != b}
+    return [TypedEdge(LIKED_WITH, "Image", a, "Image", b) for a, b, _ in sorted(unique)]
+
+
+def _set_pairs(rows):
+    for r in rows:
+        images = sorted(set(r["images"]))
+        for k, a in enumerate(images):
+            for b in images[k + 1:]:
+                yield a, b, r["who"]
 
 
 def _read_product_side(session, out: GraphExport, min_confidence: float) -> None:
@@ -47,8 +79,9 @@ def _read_product_side(session, out: GraphExport, min_confidence: float) -> None
         out.attributes[r["name"]] = r["kind"]
     for r in session.run(_HAS_ATTRIBUTE, min_confidence=min_confidence):
         out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"]))
-    for r in session.run(_INTERACTIONS, types=list(INTERACTION_TYPES)):
+    for r in session.run(_INTERACTIONS, types=_STORED_INTERACTIONS):
         out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
+    out.edges.extend(liked_with_edges(_set_pairs(session.run(_LIKED_SETS))))
 
 
 def export_graph(
@@ -142,6 +175,13 @@ UNWIND $ids AS id
 MATCH (c:Caption {id: id})
 WHERE EXISTS { (:Image)-[:LIKED_FOR]->(c) }
 """ + _LIKED_CAPTION_ROW
+# Pairs liked together that involve a changed image (found from both ends when both changed).
+_DELTA_LIKED_WITH = """
+UNWIND $images AS id
+MATCH (x:Image {id: id})-[r:LIKED_FOR]->(:Caption)<-[s:LIKED_FOR]-(y:Image)
+WHERE y <> x AND coalesce(s.who, '') = coalesce(r.who, '')
+RETURN DISTINCT x.id AS a, y.id AS b, coalesce(r.who, '') AS who
+"""
 _COUNT_IMAGES = "MATCH (i:Image) RETURN count(i) AS n"
 # Which of the base's captions are still liked (a deleted query leaves no updated_at to find it by).
 _STILL_LIKED = """
@@ -204,9 +244,12 @@ def update_base(
         # One row per relationship (UNION: an edge between two changed nodes is found from both ends);
         # two people's equal tags stay two edges, as in a full export.
         rows = session.run(_DELTA_INTERACTIONS, images=sorted(images), captions=sorted(captions),
-                           types=list(INTERACTION_TYPES))
+                           types=_STORED_INTERACTIONS)
         for r in rows:
             out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
+        if images:
+            pairs = session.run(_DELTA_LIKED_WITH, images=sorted(images))
+            out.edges.extend(liked_with_edges((r["a"], r["b"], r["who"]) for r in pairs))
         if captions:
             _add_liked_captions(out, session.run(_DELTA_CAPTIONS, ids=sorted(captions)))
         out.captions = sorted(kept_captions + out.captions, key=lambda c: c.id)

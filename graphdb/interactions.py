@@ -6,21 +6,22 @@ The database is the source of truth; embeddings follow it (``tailor sync`` finds
 Relationships an interaction writes (each an R-GCN relation type, read in both directions)::
 
     (:Image)-[:USER_TAGGED {who, at, phrase, source: user|curator, created_at}]->(:Attribute)
-    (:Image)-[:LIKED_WITH  {who, at, query, created_at}]->(:Image)     lower id -> higher id
-    (:Image)-[:LIKED_FOR   {who, at, created_at}]->(:Caption)          liked image -> the query
+    (:Image)-[:LIKED_FOR   {who, at, rank, created_at}]->(:Caption)    liked image -> the query
     (:Image)-[:LIKED_FROM  {who, at, query, created_at}]->(:Image)     liked image -> the query's candidate
 
 Design decisions:
 
-- **One canonical direction for LIKED_WITH** (from the smaller image id to the larger). The model
-  reads every relation in both directions anyway, so a second, reversed edge would only double the
-  message; one direction also gives MERGE a single pattern to lock and find, so two users liking the
-  same pair at once cannot write it twice in opposite directions.
+- **A like is stored as a set**: one LIKED_FOR edge per liked image, so liking n images writes 2n edges,
+  not one per pair. The images one person liked for one query are "liked together"; the R-GCN's
+  image-image LIKED_WITH messages are derived from those sets when the graph is read
+  (:func:`graphdb.export.liked_with_edges`: one edge per pair and person, smaller id first, as if
+  stored). ``rank`` on LIKED_FOR is where the image ranked for the query when it was liked (the
+  session keeps it from ranking lower afterwards).
 - **``who`` is part of every interaction key**: MERGE on (endpoints, type, who). The same person
   repeating a like or a tag changes nothing (no duplicate, no property rewrite); two people agreeing
   leave two edges, which is evidence the model may weigh (a sum over messages) and which a curator
-  can remove per person. ``query`` (on LIKED_WITH / LIKED_FROM) and ``phrase`` (on USER_TAGGED) record
-  the first occasion and are not part of the key.
+  can remove per person. ``query`` (on LIKED_FROM), ``rank`` (on LIKED_FOR) and ``phrase`` (on
+  USER_TAGGED) record the first occasion and are not part of the key.
 - Every relationship created gets ``created_at = datetime()``; the node it starts from (an Image, or
   the new query Caption) and, for tags and likes, the node it ends at get ``updated_at = datetime()``,
   only when something was created, so a repeated interaction is a true no-op. Starting nodes are
@@ -36,6 +37,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,11 +45,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from neo4j import Driver, ManagedTransaction
+from neo4j import Driver, ManagedTransaction, unit_of_work
 
 from graphdb.schema import CYPHER_DIR
 from readers.captions import CaptionRoles
-from readers.graph_records import LIKE_TYPES, LIKED_FOR, LIKED_FROM, LIKED_WITH, USER_TAGGED
+from readers.graph_records import LIKE_TYPES, LIKED_FOR, LIKED_FROM, STORED_LIKE_TYPES, USER_TAGGED
 from readers.records import normalise_value
 
 __all__ = [
@@ -71,6 +73,9 @@ __all__ = [
 
 CURATOR_DIR = CYPHER_DIR / "curator"
 QUERY_SPLIT = "query"  # the split of captions that users typed (never training or evaluation data)
+# Server-side limit of one interaction's transaction: they are small, so one that runs longer is stuck
+# (waiting on a lock) and is better refused than left to hold a client.
+TRANSACTION_TIMEOUT_S = 15.0
 
 
 class UnknownNodeError(LookupError):
@@ -114,7 +119,12 @@ def _name(value: str, what: str = "attribute name") -> str:
 
 def _write(driver: Driver, work, *args: Any, database: str | None = None) -> Any:
     with driver.session(database=database) as session:
-        return session.execute_write(work, *args)
+        return session.execute_write(unit_of_work(timeout=TRANSACTION_TIMEOUT_S)(work), *args)
+
+
+def _read(driver: Driver, work, *args: Any, database: str | None = None) -> Any:
+    with driver.session(database=database) as session:
+        return session.execute_read(unit_of_work(timeout=TRANSACTION_TIMEOUT_S)(work), *args)
 
 
 def _missing_images(tx: ManagedTransaction, ids: list[str]) -> list[str]:
@@ -172,7 +182,7 @@ def store_query(driver: Driver, candidate_id: str, text: str, roles: CaptionRole
 _STORED_QUERY = """
 MATCH (c:Caption {id: $query_id})
 RETURN c.text AS text, [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates,
-       [(i:Image)-[:LIKED_FOR]->(c) | i.id] AS liked
+       [(i:Image)-[l:LIKED_FOR]->(c) | [i.id, l.at, l.rank]] AS liked
 """
 
 
@@ -182,17 +192,24 @@ class StoredQuery:
     text: str
     candidate: str
     liked: tuple[str, ...]  # images liked for it, by anyone (sorted, once each)
+    # The same images in the order they were first liked (and, within one like, by the rank each had then).
+    liked_in_order: tuple[str, ...] = ()
 
 
 def stored_query(driver: Driver, query_id: str, database: str | None = None) -> StoredQuery:
     """A stored query's text, candidate and liked images (to answer it again after likes)."""
-    records, _, _ = driver.execute_query(_STORED_QUERY, query_id=query_id, database_=database)
-    if not records:
+    record = _read(driver, lambda tx: tx.run(_STORED_QUERY, query_id=query_id).single(), database=database)
+    if record is None:
         raise UnknownNodeError(f"unknown query id {query_id!r}")
-    r = records[0]
-    if not r["candidates"]:
+    if not record["candidates"]:
         raise UnknownNodeError(f"query {query_id!r} modifies no image, so it has no candidate")
-    return StoredQuery(query_id, r["text"], sorted(r["candidates"])[0], tuple(sorted(set(r["liked"]))))
+    first: dict[str, tuple] = {}  # image -> (first liked at, the rank it had then, id)
+    for image_id, at, rank in record["liked"]:
+        key = (at.to_native() if at is not None else datetime.max.replace(tzinfo=UTC),
+               rank if isinstance(rank, int) else math.inf, image_id)
+        first[image_id] = min(key, first.get(image_id, key))
+    return StoredQuery(query_id, record["text"], sorted(record["candidates"])[0], tuple(sorted(first)),
+                       tuple(sorted(first, key=first.__getitem__)))
 
 
 # --- more metadata ---------------------------------------------------------------------------------
@@ -234,21 +251,12 @@ MATCH (c:Caption {id: $query_id})
 RETURN [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates
 """
 
-_LIKED_WITH = """
-UNWIND $pairs AS p
-MATCH (a:Image {id: p[0]})
-MATCH (b:Image {id: p[1]})
-MERGE (a)-[r:LIKED_WITH {who: $who}]->(b)
-  ON CREATE SET r.at = datetime(), r.created_at = datetime(), r.query = $query_id,
-                a.updated_at = datetime(), b.updated_at = datetime()
-"""
-
 _LIKED_FOR = """
 MATCH (c:Caption {id: $query_id})
-UNWIND $images AS id
-MATCH (i:Image {id: id})
+UNWIND $images AS row
+MATCH (i:Image {id: row[0]})
 MERGE (i)-[r:LIKED_FOR {who: $who}]->(c)
-  ON CREATE SET r.at = datetime(), r.created_at = datetime(), i.updated_at = datetime(),
+  ON CREATE SET r.at = datetime(), r.created_at = datetime(), r.rank = row[1], i.updated_at = datetime(),
                 c.updated_at = datetime()
 """
 
@@ -265,16 +273,18 @@ MERGE (i)-[r:LIKED_FROM {who: $who}]->(cand)
 
 
 def like(driver: Driver, query_id: str, image_ids: list[str] | tuple[str, ...], who: str = "cli",
-         database: str | None = None) -> LikeResult:
-    """"I like that": the liked images of a query are linked to each other (LIKED_WITH), to the
-    query's caption (LIKED_FOR) and to its candidate (LIKED_FROM). Idempotent per ``who``.
+         ranks: dict[str, int] | None = None, database: str | None = None) -> LikeResult:
+    """"I like that": each liked image is linked to the query's caption (LIKED_FOR) and to its candidate
+    (LIKED_FROM); the images ``who`` liked for the query are a set, liked together (LIKED_WITH is derived
+    from it when the graph is read). Idempotent per ``who``. ``ranks``: where each image ranked for the
+    query when it was liked (kept on LIKED_FOR).
 
     An unknown query or image id raises :class:`UnknownNodeError` and writes nothing.
     """
     images = sorted(dict.fromkeys(image_ids))  # sorted: concurrent likes lock nodes in one order
     if not images:
         raise ValueError("like needs at least one image id")
-    pairs = [[a, b] for k, a in enumerate(images) for b in images[k + 1:]]  # a < b: canonical direction
+    rows = [[i, (ranks or {}).get(i)] for i in images]
 
     def work(tx: ManagedTransaction) -> LikeResult:
         record = tx.run(_QUERY_CANDIDATES, query_id=query_id).single()
@@ -285,11 +295,8 @@ def like(driver: Driver, query_id: str, image_ids: list[str] | tuple[str, ...], 
             raise UnknownNodeError(f"query {query_id!r} modifies no image, so it has no candidate; "
                                    "nothing written")
         _require_images(tx, images)
-        counts = dict.fromkeys(LIKE_TYPES, 0)
-        if pairs:
-            counts[LIKED_WITH] = tx.run(_LIKED_WITH, pairs=pairs, who=who,
-                                          query_id=query_id).consume().counters.relationships_created
-        counts[LIKED_FOR] = tx.run(_LIKED_FOR, query_id=query_id, images=images,
+        counts = dict.fromkeys(STORED_LIKE_TYPES, 0)
+        counts[LIKED_FOR] = tx.run(_LIKED_FOR, query_id=query_id, images=rows,
                                      who=who).consume().counters.relationships_created
         for candidate in sorted(candidates):  # one, unless a caption was ingested with several
             counts[LIKED_FROM] += tx.run(_LIKED_FROM, candidate_id=candidate, images=images, who=who,
@@ -366,6 +373,10 @@ _REMOVE_QUERIES = """
 MATCH (c:Caption {split: $split, who: $who})
 OPTIONAL MATCH (c)-[:MODIFIES]->(cand:Image)
 SET cand.updated_at = datetime()
+WITH c
+OPTIONAL MATCH (liked:Image)-[:LIKED_FOR]->(c)
+SET liked.updated_at = datetime()
+WITH DISTINCT c
 DETACH DELETE c
 RETURN count(DISTINCT c) AS removed
 """

@@ -36,6 +36,21 @@ class Neo4jSettings:
     data_dir: Path | None = None
 
 
+@dataclass(frozen=True)
+class DriverTimeouts:
+    """How long the driver waits for Neo4j, in seconds. The defaults (the driver's own) suit batch work:
+    loads and training ride out a restart. :meth:`interactive` is for a server, which must say "database
+    unavailable" within a few seconds instead of hanging its clients."""
+
+    connection: float = 30.0  # TCP connect and Bolt handshake
+    acquisition: float = 60.0  # waiting for a connection from the pool
+    retry: float = 30.0  # retrying transient failures (a deadlock, a lost connection) before giving up
+
+    @classmethod
+    def interactive(cls) -> DriverTimeouts:
+        return cls(connection=1.5, acquisition=2.0, retry=2.0)
+
+
 def settings_from_env(
     uri: str | None = None,
     user: str | None = None,

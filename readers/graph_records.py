@@ -27,7 +27,7 @@ CAPTION_ROLES = ("added", "removed", "mentioned")
 
 # Interactions people add (see graphdb.interactions), and the node kinds at their ends.
 USER_TAGGED = "USER_TAGGED"  # more metadata: someone says an image has an attribute
-LIKED_WITH = "LIKED_WITH"  # images liked together (lower id -> higher id)
+LIKED_WITH = "LIKED_WITH"  # images liked together (lower id -> higher id): derived, never stored (below)
 LIKED_FOR = "LIKED_FOR"  # a liked image -> the query it was liked for
 LIKED_FROM = "LIKED_FROM"  # a liked image -> that query's candidate
 INTERACTION_ENDS: dict[str, tuple[str, str]] = {
@@ -38,6 +38,9 @@ INTERACTION_ENDS: dict[str, tuple[str, str]] = {
 }
 INTERACTION_TYPES: tuple[str, ...] = tuple(INTERACTION_ENDS)
 LIKE_TYPES: tuple[str, ...] = (LIKED_WITH, LIKED_FOR, LIKED_FROM)
+# What a like writes to Neo4j: one edge per liked image. LIKED_WITH, one per pair, is derived from the set of
+# images one person liked for one query when the graph is read (graphdb.export), so a like stays linear.
+STORED_LIKE_TYPES: tuple[str, ...] = (LIKED_FOR, LIKED_FROM)
 
 # R-GCN relation names: a relationship read forwards is its type (HAS_ATTRIBUTE and MENTIONS qualified by
 # source or role, "HAS_ATTRIBUTE:catalog"), read backwards the same with this suffix.

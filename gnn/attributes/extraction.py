@@ -19,6 +19,7 @@ flair is imported only when a tagger is trained or loaded: exact matching needs 
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import json
 import random
@@ -49,7 +50,9 @@ __all__ = [
     "AttributeExtractor",
     "Extracted",
     "TrainingReport",
+    "attribute_words",
     "find_known",
+    "implausible_attribute",
     "minilm_path",
 ]
 
@@ -255,6 +258,75 @@ def _sentence(example: _Example, labelled: bool) -> Sentence | None:
 
 def _gold(example: _Example) -> set[str]:
     return {normalise_value(example.text[s:e]) for s, e in example.spans}
+
+
+# --- is a new phrase an attribute? -----------------------------------------------------------------
+
+# Words that are no attribute on their own: function words, and Cypher's keywords (a phrase made only of
+# these is someone typing a query, not describing a product). Either may still be part of a phrase
+# ("drop waist", "a-line").
+STOP_WORDS = frozenset("""
+a an the this that these those it its it's is are was were be been being am do does did has have had
+having i me my we our you your he him his she her they them their one ones of in on at to from by for
+with without about as into onto over under and or but nor so if then than too very just also not no yes
+some any all each every both either neither what which who whom whose where when why how there here
+can could would should will shall may might must like really quite pretty kind sort
+""".split())
+CYPHER_KEYWORDS = frozenset("""
+match optional where return with unwind create merge delete detach set remove call yield union order
+by limit skip load csv foreach drop index constraint explain profile using periodic commit finish filter
+exists case when then else end distinct null true false and or xor not in starts ends contains is as
+on asc desc ascending descending all any none single shortest
+""".split())
+MAX_NEW_ATTRIBUTE_WORDS = 4
+_PHRASE = re.compile(r"[a-z]+(?:-[a-z]+)*(?: [a-z]+(?:-[a-z]+)*)*")
+
+
+def attribute_words(extra: Iterable[str] = (), fashioniq_root: str | Path | None = None) -> frozenset[str]:
+    """Words a new attribute may be made of, all offline: the whole English words of the packaged MiniLM
+    vocabulary, the words of FashionIQ's attribute phrases (when the dataset is there) and of ``extra``
+    (the graph's attribute names and product titles)."""
+    from readers.fashioniq import fashioniq_vocabulary
+
+    words = set(_minilm_words())
+    root = Path(fashioniq_root) if fashioniq_root is not None else DEFAULT_FASHIONIQ_ROOT
+    phrases = list(extra)
+    if root.is_dir():
+        phrases += sorted(fashioniq_vocabulary(root))
+    for phrase in phrases:
+        words.update(w for w in re.split(r"[^a-z]+", phrase.lower()) if len(w) > 1)
+    return frozenset(words)
+
+
+@functools.cache
+def _minilm_words() -> frozenset[str]:
+    vocab = minilm_path() / "vocab.txt"  # WordPiece: whole words, "##" pieces and special tokens
+    return frozenset(w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha() and w.isascii()
+                     and len(w) > 1)
+
+
+def implausible_attribute(phrase: str, score: float, words: frozenset[str], min_score: float) -> str | None:
+    """Why a phrase the graph does not know should not become a new attribute, or None if it may: the
+    tagger must be at least ``min_score`` sure, and the phrase must read like an attribute (letters,
+    at most a few words, each a known English or fashion word from :func:`attribute_words`, not only
+    stop words or Cypher keywords). Typed junk ("qwerty zxcv"), clipped words ("long sleev"), keywords
+    ("match", "detach") and markup are refused; curators add anything through Cypher."""
+    if score < min_score:
+        return f"the tagger is {score:.2f} sure of it; a new attribute needs {min_score:.2f}"
+    if not _PHRASE.fullmatch(phrase):
+        return "a new attribute is made of letters (words joined by spaces or hyphens)"
+    tokens = phrase.split(" ")
+    if len(tokens) > MAX_NEW_ATTRIBUTE_WORDS:
+        return f"a new attribute has at most {MAX_NEW_ATTRIBUTE_WORDS} words"
+    if all(t in STOP_WORDS or t in CYPHER_KEYWORDS for t in tokens):
+        return "it is made only of stop words or Cypher keywords"
+    if tokens[0] in STOP_WORDS or tokens[-1] in STOP_WORDS:
+        return "it starts or ends with a word that is no attribute"
+    for token in tokens:
+        parts = token.split("-")
+        if token not in words and not all(p in words or (len(p) == 1 and len(parts) > 1) for p in parts):
+            return f"{token!r} is not a known English or fashion word"
+    return None
 
 
 # --- the extractor ---------------------------------------------------------------------------------

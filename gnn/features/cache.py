@@ -287,7 +287,14 @@ class TextFeatures:
         self.name = cache.model_name
         self._make_encoder = make_encoder
         self._encoder = None
+        self._encoder_lock = threading.Lock()  # a server encodes from several threads: build the model once
         self.memory: dict[str, np.ndarray] = {}
+
+    def load_encoder(self) -> None:
+        """Build the encoder now (a server does it before its first request rather than during it)."""
+        with self._encoder_lock:
+            if self._encoder is None:
+                self._encoder = self._make_encoder()
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         texts = [str(t) for t in texts]
@@ -299,9 +306,10 @@ class TextFeatures:
                     self.memory[text] = vec
             unknown = [t for t, ok in zip(missing, found, strict=True) if not ok]
             if unknown:
-                if self._encoder is None:
-                    self._encoder = self._make_encoder()
-                new = np.asarray(self._encoder.encode_texts(unknown), dtype=np.float32)
+                with self._encoder_lock:
+                    if self._encoder is None:
+                        self._encoder = self._make_encoder()
+                    new = np.asarray(self._encoder.encode_texts(unknown), dtype=np.float32)
                 self.cache.put_many([text_key(t) for t in unknown], new)
                 self.memory.update(zip(unknown, new, strict=True))
         if not texts:

@@ -71,6 +71,15 @@ class ImageIndex:
             out.append(hits[:k])
         return out
 
+    def copy(self) -> ImageIndex:
+        """An independent copy (a refresh changes the copy while searches read the original)."""
+        out = ImageIndex(self.dim)
+        out.index = faiss.clone_index(self.index)
+        out.ids = list(self.ids)
+        out.row_of = dict(self.row_of)
+        out.version = self.version
+        return out
+
     def vector(self, node_id: str) -> np.ndarray:
         return self.index.reconstruct(self.row_of[node_id])
 

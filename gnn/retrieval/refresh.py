@@ -6,10 +6,15 @@ weights learned from simulated interactions in training (``gnn.data.simulation``
 types carry meaningful messages at once. Image and attribute embeddings depend only on the
 "base" graph (images, attributes, their edges, interactions and the captions interactions link to), so a
 refresh runs the R-GCN over that graph alone; only images whose embedding moved are rewritten in FAISS.
+
+Copy on write: a refresh builds the new bundle and a copy of the index off to the side and returns a new
+engine; the caller swaps it in with one assignment, so a search running meanwhile reads the old engine
+whole and never a half-updated index.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -18,12 +23,13 @@ import torch
 
 from gnn.data.graph import build_graph_tensors
 from gnn.features.cache import TextFeatures
-from gnn.retrieval.search import QueryEngine, build_bundle
+from gnn.retrieval.search import QueryEngine, build_bundle, build_index
 from readers.graph_records import GraphExport
 
 
 @dataclass
 class RefreshReport:
+    engine: QueryEngine  # the refreshed engine (the one passed in is left as it was)
     changed_images: list[str]
     new_attributes: int
     seconds: float
@@ -44,8 +50,10 @@ def base_features(export: GraphExport, image_features, texts: TextFeatures) -> d
 
 @torch.no_grad()
 def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.ndarray], config,
-            tolerance: float = 1e-6) -> RefreshReport:
-    """Recompute the bundle from ``export`` with the engine's model; update changed index rows in place."""
+            tolerance: float = 1e-6, rebuild_index: bool = False) -> RefreshReport:
+    """Recompute the bundle from ``export`` with the engine's model and return a new engine whose index is a
+    copy of ``engine``'s with the changed rows replaced (``rebuild_index``: built whole from the new bundle,
+    which also repairs rows that had drifted from it); ``engine`` itself is not changed."""
     start = time.perf_counter()
     old = engine.bundle
     g = build_graph_tensors(export, features, config)
@@ -56,9 +64,28 @@ def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.nda
     moved = torch.ones(len(before), dtype=torch.bool)  # new images count as changed
     moved[known] = (new_final[known] - old.image_layers[-1][before[known]]).abs().amax(dim=1) > tolerance
     changed = moved.nonzero().flatten().tolist()
-    if changed:
-        engine.index.add([bundle.image_ids[r] for r in changed], new_final[changed].numpy())
+    if rebuild_index:
+        index = build_index(bundle)
+    else:
+        index = engine.index.copy() if changed else engine.index  # an unchanged index is shared, never written
+        if changed:
+            index.add([bundle.image_ids[r] for r in changed], new_final[changed].numpy())
     new_attributes = len(set(bundle.attribute_names) - set(old.attribute_names))
-    engine.bundle = bundle
-    engine.rebuild_vocabulary()
-    return RefreshReport([bundle.image_ids[r] for r in changed], new_attributes, time.perf_counter() - start)
+    refreshed = copy.copy(engine)  # the same model and text features, and whatever else the engine holds
+    refreshed.bundle = bundle
+    refreshed.index = index
+    refreshed.rebuild_vocabulary()
+    return RefreshReport(refreshed, [bundle.image_ids[r] for r in changed], new_attributes,
+                         time.perf_counter() - start)
+
+
+@torch.no_grad()
+def rebuild(model, version: str, export: GraphExport, features: dict[str, np.ndarray], config,
+            text_features) -> RefreshReport:
+    """A new engine from the model alone (no previous bundle or index to start from): the repair of an
+    engine whose bundle or index was lost or corrupt. Every image counts as changed."""
+    start = time.perf_counter()
+    g = build_graph_tensors(export, features, config)
+    bundle = build_bundle(model, g, version, [r.image_path for r in export.images])
+    engine = QueryEngine(model, bundle, build_index(bundle), text_features)
+    return RefreshReport(engine, list(bundle.image_ids), len(bundle.attribute_names), time.perf_counter() - start)

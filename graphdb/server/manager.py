@@ -11,7 +11,9 @@ Layout of a data directory::
     <data_dir>/logs/                debug.log, query.log, ... and tailor-server.out (stdout/stderr)
     <data_dir>/server.json          pid and ports of the running server
 
-The password is never on a command line, in the child's environment or in a log.
+The password is never on a command line, in the child's environment or in a log. The whole data
+directory is its owner's only (folders 0700, files 0600): the JVM runs with umask 077, and a start
+tightens what an older version or a hand-made copy left readable (:func:`owner_only`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -42,6 +45,7 @@ __all__ = [
     "ServerError",
     "ServerStatus",
     "load_or_create_password",
+    "owner_only",
     "server_classpath",
 ]
 
@@ -241,6 +245,28 @@ def _adopt_cds_archive(pending: Path) -> None:
             pending.unlink()
 
 
+# ------------------------------------------------------------------------------------ permissions
+
+PRIVATE_UMASK = 0o077  # what the server creates is its owner's only
+
+
+def owner_only(root: Path) -> int:
+    """Folders under ``root`` (itself included) to 0700 and files to 0600, where they allow more (symlinks
+    are left alone); returns how many were changed."""
+    changed = 0
+    for folder, dirs, files in os.walk(root):
+        for name, mode in [(folder, 0o700)] + [(os.path.join(folder, f), 0o600) for f in files]:
+            try:
+                st = os.lstat(name)
+            except FileNotFoundError:  # the server removes files as it runs
+                continue
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+                os.chmod(name, stat.S_IMODE(st.st_mode) & ~0o077 | (mode & 0o700))
+                changed += 1
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+    return changed
+
+
 # ------------------------------------------------------------------------------------------ password
 
 
@@ -416,12 +442,13 @@ class LocalServer:
     # start -----------------------------------------------------------------------------------
     def start(self, timeout: float = 180.0) -> ServerStatus:
         """Starts the server and waits until Bolt answers ``RETURN 1`` with the stored password."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with _file_lock(self.data_dir / ".server.lock"):
             current = self.status()
             if current.running:
                 return replace(current, already_running=True)
             self._clear_state()  # stale
+            owner_only(self.data_dir)
             self._check_ports()
             classpath = server_classpath(build=True)
             java = _checked_java()
@@ -450,7 +477,7 @@ class LocalServer:
 
     def _spawn(self, java: str, classpath: str, heap: str, pagecache: str) -> Path | None:
         """Starts the JVM; returns the CDS archive it will write at exit, if any."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         cds, cds_pending = _cds_flags(java)
         if self.log_file.exists():  # keep the previous run's output for post-mortems
             os.replace(self.log_file, self.log_file.with_suffix(".out.1"))
@@ -477,7 +504,8 @@ class LocalServer:
         ]
         # The child reads the password from its file only: keep it out of /proc/<pid>/environ too.
         env = {k: v for k, v in os.environ.items() if k != "NEO4J_PASSWORD"}
-        with open(self.log_file, "ab") as log:
+        log_fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(log_fd, "ab") as log:
             self._proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
@@ -487,6 +515,7 @@ class LocalServer:
                 cwd=self.data_dir,
                 start_new_session=True,  # survives the caller (and its Ctrl-C)
                 close_fds=True,
+                umask=PRIVATE_UMASK,
             )
         return cds_pending
 

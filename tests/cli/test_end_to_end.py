@@ -4,22 +4,18 @@ load -> train -> search -> query -> like -> tag -> explain -> sync, then the sam
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from cli.serve import InteractionServer
 from engine.published import EngineStore
-from engine.session import InteractiveSession
-from engine.workspace import Workspace
+from readers.datasets import myntra_catalog
+from tests.web.conftest import ServeProcess
 
 pytestmark = pytest.mark.neo4j
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-CATALOG = DATASETS / "myntra-small" / "products.csv"
+CATALOG = myntra_catalog()
 runner = CliRunner()
 
 
@@ -59,7 +55,8 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     assert all(r["reasons"] for r in answer["results"])
 
     liked = _json(env, "like", "--query", query_id, "--images", f"{ids[3]},{ids[4]}")
-    assert liked["created"]["LIKED_WITH"] == 1 and liked["created"]["LIKED_FOR"] == 2
+    assert liked["created"] == {"LIKED_FOR": 2, "LIKED_FROM": 2}
+    assert [r["id"] for r in liked["results"][:2]] == [ids[3], ids[4]]  # liked results first
     assert liked["changed_images"] >= 2  # the liked images now receive messages
     assert liked["refresh"] == "full"  # the first sync reads the base graph whole, later ones what changed
     assert len(liked["results"]) == 10 and candidate not in {r["id"] for r in liked["results"]}  # asked again
@@ -90,23 +87,25 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     assert "incremental:" in _invoke(env, "sync")  # the stored hostile query is the only change
     assert "full:" in _invoke(env, "sync", "--full")
 
-    # The same interactions over HTTP (`tailor serve`), with the engine loaded once.
-    server = InteractionServer(InteractiveSession(Workspace(tmp_path / "home"), empty_graph, background_save=True),
-                               port=0).start()
+    # The same interactions over HTTP (`tailor serve`, a process of its own), with the engine loaded once.
+    server = ServeProcess(tmp_path / "home", settings, tmp_path / "serve.log").start()
     try:
-        status, answer = _http(server.port, "/query", {"image": candidate, "text": text, "k": 5, "who": "web"})
-        assert status == 200 and len(answer["results"]) == 5 and answer["query_id"].startswith("q-")
-        picks = [r["id"] for r in answer["results"][3:5]]
-        status, liked = _http(server.port, "/like", {"query_id": answer["query_id"], "images": picks, "who": "web"})
-        assert status == 200 and liked["refresh"] == "incremental" and liked["created"]["LIKED_FOR"] == 2
-        status, why = _http(server.port, f"/explain?query={answer['query_id']}&result={picks[0]}")
-        assert status == 200 and why["facts"]
+        answer = server.post("/query", {"image": candidate, "text": text, "k": 5, "who": "web"})
+        assert answer.status == 200 and len(answer.body["results"]) == 5
+        assert answer.body["query_id"].startswith("q-")
+        picks = [r["id"] for r in answer.body["results"][3:5]]
+        liked = server.post("/like", {"query_id": answer.body["query_id"], "images": picks, "who": "web"})
+        assert liked.status == 200 and liked.body["refresh"] == "incremental"
+        assert liked.body["created"]["LIKED_FOR"] == 2
+        why = server.get(f"/explain?query={answer.body['query_id']}&result={picks[0]}")
+        assert why.status == 200 and why.body["facts"]
 
         before, _, _ = empty_graph.execute_query("MATCH ()-[r]->() RETURN count(r) AS n")
-        assert _http(server.port, "/query", {"image": candidate}) == (400, {"error": "missing field 'text'"})
-        assert _http(server.port, "/query", {"image": candidate, "text": "x", "k": "5"})[0] == 400
-        status, refused = _http(server.port, "/like", {"query_id": "no-such-query", "images": picks})
-        assert status == 422 and "no-such-query" in refused["error"]
+        missing = server.post("/query", {"image": candidate})
+        assert (missing.status, missing.body) == (400, {"error": "missing field 'text'"})
+        assert server.post("/query", {"image": candidate, "text": "x", "k": "5"}).status == 400
+        refused = server.post("/like", {"query_id": "no-such-query", "images": picks})
+        assert refused.status == 422 and "no-such-query" in refused.body["error"]
         after_bad, _, _ = empty_graph.execute_query("MATCH ()-[r]->() RETURN count(r) AS n")
         assert after_bad[0]["n"] == before[0]["n"]  # refused requests wrote nothing
     finally:
@@ -124,13 +123,3 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     assert [r["name"] for r in rows][:2] == ["predicted attributes", "top 5 tagged, every image"]
     assert rows[-1]["edges"]["USER_TAGGED"] > 0 and (report / "more_metadata.png").exists()
 
-
-def _http(port: int, path: str, body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())

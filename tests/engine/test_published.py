@@ -11,40 +11,13 @@ import pytest
 import torch
 
 from engine.errors import ArtifactError, NotPublishedError
-from engine.pipeline import GraphFeatures, PreparedGraph, load_published, publish
+from engine.pipeline import load_published
 from engine.published import EngineStore
 from engine.workspace import Workspace
-from gnn.config import ExperimentConfig, TrainConfig
 from gnn.data.graph import build_graph_tensors
-from gnn.features.cache import FeatureCache, text_key
 from gnn.retrieval.refresh import base_features, refresh
 from gnn.retrieval.search import build_bundle
-from gnn.training.fit import fit_model, model_config
 from readers.graph_records import TypedEdge
-from tests.gnn.synthetic import synthetic_export
-
-TEXT = {"config": "unused-in-tests", "name": "synthetic-text", "dim": 8}
-
-
-@pytest.fixture
-def published(tmp_path):
-    """A one-epoch graph model over the synthetic catalog, published into a fresh workspace whose text
-    cache already holds every caption and attribute (so no encoder is ever built)."""
-    export, feats = synthetic_export(per_cell=4)
-    ws = Workspace(tmp_path / "home")
-    cache = FeatureCache(ws.features, TEXT["name"], TEXT["dim"])
-    texts = [c.text for c in export.captions] + list(export.attributes)
-    vectors = np.concatenate([feats["Caption"], feats["Attribute"]])
-    unique = dict(zip(texts, vectors, strict=True))
-    cache.put_many([text_key(t) for t in unique], np.stack(list(unique.values())))
-    config = model_config("graph_catalog", ExperimentConfig(train=TrainConfig(epochs=1, batch_size=64, negatives=16)))
-    config.model.hidden = 16
-    config.simulation.enabled = False
-    g = build_graph_tensors(export, feats, config.graph)
-    run = fit_model("graph_catalog", g, config, ws.checkpoints, log=lambda s: None)
-    prepared = PreparedGraph(export, GraphFeatures(feats, [], [], {"text": TEXT, "image": {"dim": 16}}))
-    engine = publish(run, prepared, ws)
-    return ws, engine, export, feats
 
 
 def test_a_published_engine_loads_back_and_answers_the_same(published) -> None:
@@ -112,13 +85,20 @@ def test_a_refresh_gives_what_a_fresh_build_gives(published) -> None:
     ws, engine, export, feats = published
     image = export.images[0].id
     export.edges.append(TypedEdge("USER_TAGGED", "Image", image, "Attribute", "dress"))  # someone tags it
-    searcher = engine.searcher
+    old = engine.searcher
+    old_vector, old_layers = old.index.vector(image), old.bundle.image_layers.clone()
     config = engine.config.graph
-    report = refresh(searcher, export, base_features(export, engine.image_features, searcher.text_encoder), config)
+    report = refresh(old, export, base_features(export, engine.image_features, old.text_encoder), config)
     assert image in report.changed_images
+    searcher = report.engine
     fresh = build_bundle(searcher.model, build_graph_tensors(export, feats, config), engine.version,
                          [r.image_path for r in export.images])
     torch.testing.assert_close(searcher.bundle.image_layers, fresh.image_layers, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(searcher.bundle.attribute_layers, fresh.attribute_layers, atol=1e-5, rtol=1e-5)
     final = torch.nn.functional.normalize(fresh.image_layers[-1], dim=-1).numpy()
     np.testing.assert_allclose(searcher.index.vector(image), final[fresh.image_row[image]], atol=1e-5)
+    # Copy on write: the engine searches were reading is untouched, index and bundle alike.
+    assert searcher is not old and searcher.index is not old.index
+    np.testing.assert_array_equal(old.index.vector(image), old_vector)
+    assert torch.equal(old.bundle.image_layers, old_layers)
+    assert not np.allclose(old_vector, searcher.index.vector(image), atol=1e-5)

@@ -31,6 +31,7 @@ from graphdb.interactions import (  # noqa: E402
     remove_interactions,
     remove_tag,
     store_query,
+    stored_query,
     tag_image,
 )
 from readers.captions import CaptionRoles  # noqa: E402
@@ -63,7 +64,7 @@ def by_type(driver) -> Counter:
 
 def edges(driver, rel_type: str) -> list[tuple]:
     """(src, dst, who) of every edge of a type, repeats kept (so duplicates show)."""
-    assert rel_type in {"USER_TAGGED", "LIKED_WITH", "LIKED_FOR", "LIKED_FROM"}  # fixed, never user input
+    assert rel_type in {"USER_TAGGED", "LIKED_FOR", "LIKED_FROM"}  # fixed, never user input
     records, _, _ = driver.execute_query(
         f"MATCH (s)-[r:{rel_type}]->(d) RETURN s.id AS s, coalesce(d.id, d.name) AS d, r.who AS w"
     )
@@ -91,21 +92,25 @@ def test_store_query_like_and_tag_end_to_end(empty_graph):
                                        ["red", "removed", True]]
     assert scalar(empty_graph, "MATCH (a:Attribute {name: 'cotton'}) RETURN a.kind") == "unknown"
 
-    r = like(empty_graph, q, ["i3", "i1"], who="ann")
-    assert r == LikeResult({"LIKED_WITH": 1, "LIKED_FOR": 2, "LIKED_FROM": 2}, "i0")
+    r = like(empty_graph, q, ["i3", "i1"], who="ann", ranks={"i3": 4, "i1": 2})
+    assert r == LikeResult({"LIKED_FOR": 2, "LIKED_FROM": 2}, "i0")  # one edge per image and kind: a set
     assert like(empty_graph, q, ["i1", "i3", "i1"], who="ann").created == 0  # repeated: nothing new
-    assert like(empty_graph, q, ["i1", "i3"], who="bo").counts == {"LIKED_WITH": 1, "LIKED_FOR": 2,
-                                                                    "LIKED_FROM": 2}
-    # The candidate itself liked: linked with the others and to the caption, never LIKED_FROM itself.
-    assert like(empty_graph, q, ["i0", "i1"], who="ann").counts == {"LIKED_WITH": 1, "LIKED_FOR": 1,
-                                                                     "LIKED_FROM": 0}
-    assert edges(empty_graph, "LIKED_WITH") == [("i0", "i1", "ann"), ("i1", "i3", "ann"), ("i1", "i3", "bo")]
+    assert like(empty_graph, q, ["i1", "i3"], who="bo").counts == {"LIKED_FOR": 2, "LIKED_FROM": 2}
+    # The candidate itself liked: linked to the caption (and so with the others), never LIKED_FROM itself.
+    assert like(empty_graph, q, ["i0", "i1"], who="ann").counts == {"LIKED_FOR": 1, "LIKED_FROM": 0}
+    assert by_type(empty_graph)["LIKED_WITH"] == 0  # image-image edges are derived, never stored
+    # ann's set for q is {i0, i1, i3}, bo's {i1, i3}: each pair liked together, once per person.
+    liked_with = sorted((e.src, e.dst) for e in export_base(empty_graph).edges if e.relation == "LIKED_WITH")
+    assert liked_with == [("i0", "i1"), ("i0", "i3"), ("i1", "i3"), ("i1", "i3")]
     assert edges(empty_graph, "LIKED_FROM") == [("i1", "i0", "ann"), ("i1", "i0", "bo"), ("i3", "i0", "ann"),
                                                 ("i3", "i0", "bo")]
-    assert scalar(empty_graph, "MATCH ()-[r:LIKED_WITH|LIKED_FOR|LIKED_FROM]->() "
+    assert scalar(empty_graph, "MATCH ()-[r:LIKED_FOR|LIKED_FROM]->() "
                                "WHERE r.created_at IS NULL OR r.at IS NULL RETURN count(r)") == 0
-    assert scalar(empty_graph, "MATCH ()-[r:LIKED_WITH|LIKED_FROM]->() WHERE r.query <> $q RETURN count(r)",
-                  q=q) == 0
+    assert scalar(empty_graph, "MATCH ()-[r:LIKED_FROM]->() WHERE r.query <> $q RETURN count(r)", q=q) == 0
+    # The rank each had when liked stays with the first like; the stored query lists them in liking order.
+    ranks = empty_graph.execute_query("MATCH (i:Image)-[r:LIKED_FOR {who: 'ann'}]->() RETURN i.id AS i, r.rank AS r")
+    assert {r["i"]: r["r"] for r in ranks.records} == {"i1": 2, "i3": 4, "i0": None}
+    assert stored_query(empty_graph, q).liked_in_order == ("i1", "i3", "i0")
 
     assert tag_image(empty_graph, "i1", "Long  Sleeves", who="bo", phrase="that shirt has long sleeves") \
         == TagResult(created_attribute=True, created_edge=True)
@@ -120,14 +125,15 @@ def test_store_query_like_and_tag_end_to_end(empty_graph):
         "long sleeves", "user", ["part", "user"], "that shirt has long sleeves", "user", True)
 
     after = by_type(empty_graph)
-    assert after - before == Counter({"MODIFIES": 1, "MENTIONS": 3, "LIKED_WITH": 3, "LIKED_FOR": 5,
-                                      "LIKED_FROM": 4, "USER_TAGGED": 2})
+    assert after - before == Counter({"MODIFIES": 1, "MENTIONS": 3, "LIKED_FOR": 5, "LIKED_FROM": 4,
+                                      "USER_TAGGED": 2})
 
 
 def test_eight_concurrent_writers_lose_no_edge(empty_graph):
     load(empty_graph, n=12)
     q = store_query(empty_graph, "i0", "in blue", CaptionRoles(added=("blue",)), who="setup")
-    expected: dict[str, set[tuple]] = {t: set() for t in ("LIKED_WITH", "LIKED_FOR", "LIKED_FROM", "USER_TAGGED")}
+    expected: dict[str, set[tuple]] = {t: set() for t in ("LIKED_FOR", "LIKED_FROM", "USER_TAGGED")}
+    liked_sets: dict[str, set[str]] = {}
     plans = []
     for t in range(8):
         who = f"u{t % 3}"  # shared users: the same edge MERGEd by several threads at once
@@ -136,7 +142,7 @@ def test_eight_concurrent_writers_lose_no_edge(empty_graph):
             liked = sorted({f"i{(t + k + j) % 12}" for j in (0, 1, 3)})  # overlapping windows of images
             name = f"attr-{(t + k) % 4}"  # attributes created concurrently by several threads
             steps.append((liked, f"i{(t * 5 + k) % 12}", name))
-            expected["LIKED_WITH"] |= {(a, b, who) for a in liked for b in liked if a < b}
+            liked_sets.setdefault(who, set()).update(liked)
             expected["LIKED_FOR"] |= {(i, q, who) for i in liked}
             expected["LIKED_FROM"] |= {(i, "i0", who) for i in liked if i != "i0"}
             expected["USER_TAGGED"].add((f"i{(t * 5 + k) % 12}", name, who))
@@ -164,6 +170,10 @@ def test_eight_concurrent_writers_lose_no_edge(empty_graph):
         got = edges(empty_graph, rel_type)
         assert len(got) == len(set(got)), f"duplicate {rel_type} edges"
         assert set(got) == want, rel_type
+    # Liked together: every pair of one person's set for the query, once each.
+    derived = Counter((e.src, e.dst) for e in export_base(empty_graph).edges if e.relation == "LIKED_WITH")
+    want = Counter((a, b) for images in liked_sets.values() for a in images for b in images if a < b)
+    assert derived == want
     assert scalar(empty_graph, "MATCH (a:Attribute) WHERE a.name STARTS WITH 'attr-' "
                                "RETURN count(a)") == 4
 
@@ -180,7 +190,7 @@ def test_cypher_looking_text_is_stored_verbatim_and_changes_nothing_else(empty_g
     assert scalar(empty_graph, "MATCH (:Image {id: 'i1'})-[t:USER_TAGGED]->(a) RETURN a.name + '|' + t.who") \
         == "x'}) detach delete n //|" + evil
     like(empty_graph, q, ["i1", "i2"], who=evil)
-    assert counts(empty_graph) == (nodes + 2, rels + 2 + 1 + 2 + 2)
+    assert counts(empty_graph) == (nodes + 2, rels + 2 + 2 + 2)  # LIKED_FOR and LIKED_FROM per image
 
 
 def test_unknown_ids_raise_clear_errors_and_write_nothing(empty_graph):
@@ -298,7 +308,7 @@ def test_changes_since(empty_graph):
     assert changed["nodes"]["Caption"] == [q]
     assert changed["nodes"]["Attribute"] == ["collar"]
     assert {t: len(v) for t, v in changed["relationships"].items()} == {
-        "MODIFIES": 1, "MENTIONS": 1, "LIKED_WITH": 1, "LIKED_FOR": 2, "LIKED_FROM": 2, "USER_TAGGED": 1}
+        "MODIFIES": 1, "MENTIONS": 1, "LIKED_FOR": 2, "LIKED_FROM": 2, "USER_TAGGED": 1}
     later = changes_since(empty_graph, changed["until"])
     assert later["relationships"] == {} and later["nodes"] == {"Image": [], "Caption": [], "Attribute": []}
 
@@ -353,7 +363,7 @@ def test_explain_facts_and_browser_query(empty_graph):
     for value in records[0].values():
         _graph_items(value, nodes, rels)
     assert nodes == {q, q2, "i0", "i1", "i3", "blue", "red", "collar", "men", "tshirts", "long sleeves"}
-    assert rels == {"MODIFIES", "MENTIONS", "HAS_ATTRIBUTE", "USER_TAGGED", "LIKED_FOR", "LIKED_WITH", "LIKED_FROM"}
+    assert rels == {"MODIFIES", "MENTIONS", "HAS_ATTRIBUTE", "USER_TAGGED", "LIKED_FOR", "LIKED_FROM"}
     assert ex.browser_text().startswith(f":params {{query_id: '{q}', result_id: 'i1'}};\n")  # two statements
 
     bare = explain(empty_graph, q, "i5")  # blue, so it has the added attribute; nothing else
@@ -401,10 +411,10 @@ def test_update_base_after_each_kind_of_change_equals_a_fresh_export(empty_graph
     marker = current(marker)
     assert "red" not in base.attributes
     before = by_type(empty_graph)
-    assert remove_interactions(empty_graph, "ann") == {"relationships": 5, "queries": 1}
+    assert remove_interactions(empty_graph, "ann") == {"relationships": 4, "queries": 1}
     removed = before - by_type(empty_graph)
     # ann's own likes, and with her query its MODIFIES, MENTIONS and bob's LIKED_FOR edges to it
-    assert removed == Counter({"LIKED_FOR": 4, "LIKED_FROM": 2, "LIKED_WITH": 1, "MODIFIES": 1, "MENTIONS": 2})
+    assert removed == Counter({"LIKED_FOR": 4, "LIKED_FROM": 2, "MODIFIES": 1, "MENTIONS": 2})
     marker = current(marker)  # and the base follows the removal
 
 

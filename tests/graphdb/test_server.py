@@ -134,6 +134,44 @@ def test_large_unwind_batch(server: tuple[LocalServer, ServerStatus]) -> None:
         driver.execute_query("MATCH (n:ServerTestBatch) DETACH DELETE n")
 
 
+def _readable_by_others(root: Path) -> list[str]:
+    out = []
+    for folder, _, files in os.walk(root):
+        for path in [folder, *(os.path.join(folder, f) for f in files)]:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+                out.append(f"{oct(stat.S_IMODE(st.st_mode))} {path}")
+    return out
+
+
+def test_the_data_directory_is_its_owners_only(server: tuple[LocalServer, ServerStatus]) -> None:
+    local, status = server
+    with _driver(status, local.password()) as driver:  # something written: store and transaction files
+        driver.execute_query("UNWIND range(1, 100) AS n CREATE (:Probe {n: n})")
+        driver.execute_query("MATCH (p:Probe) DELETE p")
+    assert (local.data_dir / "db" / "data" / "databases").is_dir()
+    assert _readable_by_others(local.data_dir) == []
+
+
+def test_owner_only_tightens_what_others_could_read(tmp_path: Path) -> None:
+    from graphdb.server.manager import owner_only
+
+    data = tmp_path / "data"
+    (data / "db" / "store").mkdir(parents=True)
+    (data / "db" / "store" / "neostore").write_bytes(b"x")
+    os.chmod(data / "db" / "store" / "neostore", 0o644)
+    os.chmod(data / "db", 0o755)
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"y")
+    os.chmod(outside, 0o644)
+    os.symlink(outside, data / "db" / "link")  # left alone, and not followed
+    assert owner_only(data) >= 2 and _readable_by_others(data) == []
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o644
+
+
 def test_stale_state_file_is_not_running(tmp_path: Path) -> None:
     # pid of this (python) process: alive, but not our java server.
     (tmp_path / "server.json").write_text(json.dumps({"pid": os.getpid(), "bolt_port": 1, "http_port": 2}))

@@ -1,179 +1,113 @@
-"""Fixtures of the page tests: a real trained workspace on a slice of myntra-small, a real `tailor serve`
-process, and a real headless Chromium (Debian's, driven by Playwright; Playwright's own browser download
-is not used and cannot work on these machines)."""
+"""A real `tailor serve` process for the web tests, and small HTTP clients (http.client and raw sockets)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from readers.datasets import myntra_catalog
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("TAILOR_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-PRODUCTS = 300  # products loaded: enough for real composed queries, small enough to train in seconds
-SERVE_START_S = 300.0  # torch, the engine and the first sync on a shared 2-core machine
 
 
 @dataclass
-class Workspace:
-    home: Path
-    env: dict[str, str]
-    browser_url: str | None  # Neo4j Browser of the test database
-    bolt_uri: str
-    password: str
-
-
-@pytest.fixture(scope="session")
-def web_workspace(neo4j_target, neo4j_driver, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """The catalog slice loaded and a model trained (two epochs), in a fresh TAILOR_HOME."""
-    if not neo4j_target.owned:
-        pytest.skip(f"the page tests load their own catalog, and {neo4j_target.how} was not started by the tests")
-    catalog = myntra_catalog()
-    if not catalog.exists():
-        pytest.skip(f"needs myntra-small at {catalog} (set TAILOR_DATASETS)")
-    from cli.app import app
-    from graphdb.maintenance import delete_everything
-    from graphdb.server.manager import LocalServer
-
-    delete_everything(neo4j_driver)
-    settings = neo4j_target.settings
-    home = tmp_path_factory.mktemp("web") / "home"
-    env = {"NEO4J_URI": settings.uri, "NEO4J_USER": settings.user, "NEO4J_PASSWORD": settings.password,
-           "TAILOR_HOME": str(home)}
-    runner = CliRunner()
-    for args in (["load", "catalog", str(catalog), "--limit", str(PRODUCTS)], ["train", "--epochs", "2"]):
-        result = runner.invoke(app, args, env=env)
-        assert result.exit_code == 0, f"tailor {' '.join(args)} failed:\n{result.output}"
-    browser = None
-    if settings.data_dir is not None:
-        status = LocalServer(settings.data_dir).status()
-        if status.running and status.http_port:
-            browser = f"http://127.0.0.1:{status.http_port}/browser/"
-    return Workspace(home, env, browser, settings.uri, settings.password)
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class ServeProcess:
-    """`python -m cli serve` of this checkout, as a user starts it."""
+    """`python -m cli serve` in its own process (the real server: uvicorn, the app, the engine)."""
 
-    def __init__(self, ws: Workspace, log: Path):
-        self.ws = ws
+    def __init__(self, home: Path, settings, log: Path, env: dict[str, str] | None = None, args: tuple = ()):
+        self.home, self.settings, self.log_path = home, settings, log
         self.port = free_port()
-        self.log = log
+        self.extra_env = env or {}
+        self.args = args
         self.proc: subprocess.Popen | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ServeProcess:
-        command = [sys.executable, "-m", "cli", "serve", "--port", str(self.port)]
-        if self.ws.browser_url:
-            command += ["--browser-url", self.ws.browser_url]
-        env = {**os.environ, **self.ws.env, "PYTHONPATH": str(ROOT)}
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + SERVE_START_S
+    def start(self, timeout: float = 240.0) -> ServeProcess:
+        env = {**os.environ, "TAILOR_HOME": str(self.home), "NEO4J_URI": self.settings.uri,
+               "NEO4J_USER": self.settings.user, "NEO4J_PASSWORD": self.settings.password,
+               "PYTHONPATH": str(ROOT), **self.extra_env}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(self.port), *self.args],
+                                     cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"tailor serve exited ({self.proc.returncode}):\n{self.tail()}")
-            if (self.ws.home / "serve.json").exists() and self.health() == 200:
+                raise RuntimeError(f"tailor serve exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                self.request("GET", "/health", timeout=10, headers=self.extra_headers())
                 return self
-            time.sleep(0.5)
+            except OSError:
+                time.sleep(0.5)
         self.stop()
-        raise AssertionError(f"tailor serve did not answer within {SERVE_START_S:g} s:\n{self.tail()}")
+        raise RuntimeError(f"tailor serve did not answer within {timeout:.0f} s:\n{self.log_tail()}")
 
-    def health(self) -> int | None:
+    def extra_headers(self) -> dict[str, str]:
+        token = self.extra_env.get("TAILOR_SERVE_TOKEN")
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def log_tail(self, lines: int = 40) -> str:
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
-            return None
+            return ""
 
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
 
-    def stop(self) -> int | None:
-        """Ctrl-C, as a user stops it; returns the exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGINT)
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                timeout: float = 60.0, raw: bytes | None = None) -> Answer:
+        """One request on a fresh connection; ``body`` is sent as JSON unless ``raw`` bytes are given."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(timeout=10)
+            data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+            sent = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers={**sent, **(headers or {})})
+            response = conn.getresponse()
+            payload = response.read()
+            try:
+                parsed = json.loads(payload) if payload else None
+            except json.JSONDecodeError:
+                parsed = payload.decode(errors="replace")
+            return Answer(response.status, parsed, {k.lower(): v for k, v in response.getheaders()})
+        finally:
+            conn.close()
+
+    def post(self, path: str, body: Any, **kwargs) -> Answer:
+        return self.request("POST", path, body, **kwargs)
+
+    def get(self, path: str, **kwargs) -> Answer:
+        return self.request("GET", path, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def served(web_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    server = ServeProcess(web_workspace, tmp_path_factory.mktemp("serve") / "serve.log").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """One headless Chromium for the session."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"the browser tests need Chromium at {CHROMIUM}: `make setup` installs it "
-                    "(apt-get install chromium chromium-driver), or set TAILOR_CHROMIUM")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(chromium):
-    """A fresh page (its own cookies and storage); script errors on it fail the test."""
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(120_000)  # a like or a tag waits for the index refresh on a loaded machine
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.script_errors = errors
-    try:
-        yield page
-    finally:
-        context.close()
-    assert not errors, f"script errors on the page: {errors}"
-
-
-def api(server: ServeProcess, method: str, path: str, body: dict | None = None,
-        headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    """A request as a command-line client sends it."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(server.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+def served(catalog_home, neo4j_target, tmp_path_factory):
+    """`tailor serve` over the module's copy of the trained catalog."""
+    server = ServeProcess(catalog_home, neo4j_target.settings, tmp_path_factory.mktemp("serve") / "serve.log")
+    server.start()
+    yield server
+    server.stop()

@@ -9,14 +9,15 @@ asks for both. How the graph records it is in :mod:`graphdb.sessions`.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from engine.config import PageConfig
-from engine.errors import InvalidRequestError, UnknownIdError
+from engine.errors import InvalidRequestError, UnknownIdError, database_calls
 from engine.session import InteractiveSession
 from readers.captions import CaptionRoles, find_mentions
 from readers.records import normalise_value
@@ -26,6 +27,17 @@ __all__ = ["BrowseSession", "accumulate_roles", "browser_link"]
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
                ".gif": "image/gif"}
 _WORD = re.compile(r"[\w'-]+")
+
+
+def _neo4j(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Neo4j unreachable or too slow inside ``method`` becomes a DatabaseUnavailableError (a 503)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with database_calls():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 def accumulate_roles(parent: CaptionRoles | None, own: CaptionRoles, kinds: dict[str, tuple[str, ...]],
@@ -98,15 +110,14 @@ class BrowseSession:
         return self.session.engine
 
     # --- finding products ---------------------------------------------------------------------------
+    @_neo4j
     def find(self, text: str, limit: int | None = None) -> dict[str, Any]:
         """Products by title words or attribute phrases ("black kurta", "navy blue shirts", an id)."""
         from graphdb.browse import find_products
 
         limit = min(limit or self.config.find_limit, self.config.find_limit)
         norm = normalise_value(text)
-        with self.session.lock:
-            vocabulary = self.engine.vocabulary
-            matches = find_mentions(norm, vocabulary)
+        matches = find_mentions(norm, self.engine.vocabulary)
         phrases = [value for _, _, value in matches]
         rest, last = [], 0
         for start, end, _ in matches:
@@ -119,6 +130,7 @@ class BrowseSession:
                 "products": [{"id": p.id, "title": p.title, "score": p.score, "attributes": p.attributes}
                              for p in found]}
 
+    @_neo4j
     def product(self, image_id: str) -> dict[str, Any]:
         """A product's title and attributes (catalog, predicted, tags with who said them)."""
         from graphdb.browse import product
@@ -126,19 +138,18 @@ class BrowseSession:
         found = product(self.driver, image_id)
         if found is None:
             raise UnknownIdError(f"unknown image id {image_id!r}")
-        with self.session.lock:
-            found["indexed"] = image_id in self.engine.bundle.image_row
+        found["indexed"] = image_id in self.engine.bundle.image_row
         return found
 
+    @_neo4j
     def image_file(self, image_id: str) -> tuple[Path, str] | None:
         """(file, media type) of a known image id, or ``None``. The path comes from the published index
         or the graph, never from the request, and only image files are served."""
         from graphdb.browse import image_path
 
-        with self.session.lock:
-            b = self.engine.bundle
-            row = b.image_row.get(image_id)
-            stored = b.image_paths[row] if row is not None and row < len(b.image_paths) else None
+        b = self.engine.bundle
+        row = b.image_row.get(image_id)
+        stored = b.image_paths[row] if row is not None and row < len(b.image_paths) else None
         stored = stored or image_path(self.driver, image_id)
         if not stored:
             return None
@@ -159,31 +170,32 @@ class BrowseSession:
         k = self._k(k)
         if not text.strip():
             raise InvalidRequestError("say what to change (the text is empty); nothing written")
-        with self.session.lock:
-            if candidate not in self.engine.bundle.image_row:
-                raise UnknownIdError(f"unknown image id {candidate!r} (not in the published index); "
-                                     "nothing written")
-            own = self.engine.parse(text)
+        engine = self.engine  # one snapshot for the request (a sync swaps in a new one)
+        if candidate not in engine.bundle.image_row:
+            raise UnknownIdError(f"unknown image id {candidate!r} (not in the published index); nothing written")
+        own = engine.parse(text)
         try:
-            parent_step = read_step(self.driver, parent) if parent else None
-            if parent_step is not None and session_id is not None and parent_step.session_id != session_id:
-                raise UnknownIdError(f"{parent!r} is not a step of session {session_id!r}; nothing written")
-            if parent_step is not None:
-                session_id = parent_step.session_id
-            names = [*own.added, *own.removed, *own.mentioned]
-            if parent_step is not None:
-                names += [*parent_step.roles.added, *parent_step.roles.removed, *parent_step.roles.mentioned]
-            kinds = attribute_kinds(self.driver, names)
-            roles = accumulate_roles(parent_step.roles if parent_step else None, own, kinds,
-                                     self.config.exclusive_kinds)
-            ref = store_step(self.driver, candidate, text, roles, who=who, session_id=session_id,
-                             parent_id=parent)
+            with database_calls():
+                parent_step = read_step(self.driver, parent) if parent else None
+                if parent_step is not None and session_id is not None and parent_step.session_id != session_id:
+                    raise UnknownIdError(f"{parent!r} is not a step of session {session_id!r}; nothing written")
+                if parent_step is not None:
+                    session_id = parent_step.session_id
+                carried = parent_step.roles if parent_step is not None else CaptionRoles()
+                names = [*own.added, *own.removed, *own.mentioned, *carried.added, *carried.removed,
+                         *carried.mentioned]
+                roles = accumulate_roles(parent_step.roles if parent_step else None, own,
+                                         attribute_kinds(self.driver, names), self.config.exclusive_kinds)
+                ref = store_step(self.driver, candidate, text, roles, who=who, session_id=session_id,
+                                 parent_id=parent)
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
-        out = self.show(ref.query_id, k)
+        with database_calls(done=f"the step is stored as {ref.query_id}"):
+            out = self.show(ref.query_id, k)
         out["own_roles"] = roles_dict(own)
         return out
 
+    @_neo4j
     def show(self, query_id: str, k: int | None = None) -> dict[str, Any]:
         """A step answered again with what the graph knows now (its likes and tags included), with the
         session's history: going back to an earlier step is showing it."""
@@ -194,14 +206,17 @@ class BrowseSession:
             step = read_step(self.driver, query_id)
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
-        results = self._answer(step.query_id, step.candidate, step.text, step.roles, step.liked, self._k(k))
-        parent_roles = None
-        if step.parent:
-            parent_roles = read_step(self.driver, step.parent).roles
-        carried = _carried(parent_roles, step.roles)
-        return {"step": {**step.as_dict(), "carried": carried}, "results": results,
+        results = self._with_reasons(step.query_id, step.roles, self.session.answer(step.query_id, self._k(k)))
+        return self._shown(step, results)
+
+    def _shown(self, step, results: list[dict[str, Any]]) -> dict[str, Any]:
+        from graphdb.sessions import read_step
+
+        parent_roles = read_step(self.driver, step.parent).roles if step.parent else None
+        return {"step": {**step.as_dict(), "carried": _carried(parent_roles, step.roles)}, "results": results,
                 "history": self.history(step.session_id)["steps"]}
 
+    @_neo4j
     def history(self, session_id: str) -> dict[str, Any]:
         """Every step of a session in order (``n``, text, candidate, accumulated roles, parent)."""
         from graphdb.interactions import UnknownNodeError
@@ -213,19 +228,31 @@ class BrowseSession:
             raise UnknownIdError(str(exc)) from exc
         return {"session": session_id, "steps": [s.as_dict() for s in steps]}
 
+    @_neo4j
     def like(self, query_id: str, images: list[str], who: str = "web", k: int | None = None) -> dict[str, Any]:
-        """I like that, on a step: written and synced by the session, then the step shown again."""
-        liked = self.session.like(query_id, images, who=who, k=self._k(k))
-        shown = self.show(query_id, k)
-        return {**shown, "liked": liked["liked"], "created": liked["created"], "refresh": liked["refresh"],
-                "changed_images": liked["changed_images"]}
+        """I like that, on a step: written and synced by the session, which answers the step again (no
+        liked image lower than it was); shown with reasons and the history."""
+        from graphdb.interactions import UnknownNodeError
+        from graphdb.sessions import read_step
 
+        try:
+            step = read_step(self.driver, query_id)
+        except UnknownNodeError as exc:
+            raise UnknownIdError(str(exc)) from exc
+        liked = self.session.like(query_id, images, who=who, k=self._k(k))
+        shown = self._shown(read_step(self.driver, query_id),
+                            self._with_reasons(query_id, step.roles, liked["results"]))
+        return {**shown, "liked": liked["liked"], "created": liked["created"], "refresh": liked["refresh"],
+                "changed_images": liked["changed_images"], "ranks_before": liked.get("ranks_before", {})}
+
+    @_neo4j
     def tag(self, image: str, sentence: str, who: str = "web") -> dict[str, Any]:
         """More metadata about a product; returns the tags written and the product as it is now."""
         tagged = self.session.tag(sentence, image, who=who)
         return {**tagged, "product": self.product(image)}
 
     # --- why this result --------------------------------------------------------------------------------
+    @_neo4j
     def explain(self, query_id: str, result_id: str) -> dict[str, Any]:
         """The explanation in words, the subgraph to draw (nodes and edges of the same Cypher that
         Neo4j Browser runs), and the Browser link with that query ready."""
@@ -245,11 +272,13 @@ class BrowseSession:
                 "browser_url": link, "graph": graph}
 
     # --- curators -----------------------------------------------------------------------------------------
+    @_neo4j
     def attributes(self) -> dict[str, Any]:
         from graphdb.browse import attribute_counts
 
         return {"attributes": attribute_counts(self.driver)}
 
+    @_neo4j
     def merge_attributes(self, keep: str, drop: str) -> dict[str, Any]:
         """``cypher/curator/merge_attributes.cypher``, then a sync."""
         from graphdb.interactions import merge_attributes
@@ -258,6 +287,7 @@ class BrowseSession:
         return {"kept": normalise_value(keep), "dropped": normalise_value(drop), "moved": moved,
                 **self.session.sync()}
 
+    @_neo4j
     def remove_tag(self, image: str, name: str, source: str | None = None) -> dict[str, Any]:
         """``cypher/curator/remove_tag.cypher``, then a sync."""
         from graphdb.interactions import remove_tag
@@ -269,6 +299,7 @@ class BrowseSession:
         return {"image": image, "name": normalise_value(name), "removed": removed, **self.session.sync(),
                 "product": self.product(image)}
 
+    @_neo4j
     def add_attribute(self, images: list[str], name: str, kind: str, who: str) -> dict[str, Any]:
         """``cypher/curator/add_attribute.cypher`` on each product (one transaction), then a sync."""
         from graphdb.curator import add_attribute_to_images
@@ -291,24 +322,19 @@ class BrowseSession:
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from exc
 
-    def _answer(self, query_id: str, candidate: str, text: str, roles: CaptionRoles, liked: tuple[str, ...],
-                k: int) -> list[dict[str, Any]]:
+    def _with_reasons(self, query_id: str, roles: CaptionRoles, answer: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A step's answer (``{"id", "score", "title", "liked"}`` in rank order) with each result's rank and
+        reasons (the explanation's facts; what was asked and the title when the graph has none)."""
         from graphdb.explain import explain
 
-        with self.session.lock:
-            b = self.engine.bundle
-            if candidate not in b.image_row:
-                raise UnknownIdError(f"the step's candidate {candidate!r} is not in the published index")
-            hits = self.engine.search(candidate, text, k, roles=roles, liked=liked).hits
-            titles = {hit: b.image_titles[b.image_row[hit]] for hit, _ in hits}
         results = []
-        for rank, (hit, score) in enumerate(hits, 1):
-            reasons = explain(self.driver, query_id, hit).facts
+        for rank, hit in enumerate(answer, 1):
+            reasons = explain(self.driver, query_id, hit["id"]).facts
             if not reasons:
                 reasons = [f"asked for: {', '.join(roles.added)}"] if roles.added else []
-                reasons.append(f"title: {titles[hit]}")
-            results.append({"id": hit, "rank": rank, "score": score, "title": titles[hit], "reasons": reasons,
-                            "liked": hit in liked})
+                reasons.append(f"title: {hit['title']}")
+            results.append({**hit, "rank": rank, "liked": bool(hit.get("liked"))})
+            results[-1]["reasons"] = reasons
         return results
 
 

@@ -298,7 +298,8 @@ class InteractiveSession:
             raise UnknownIdError(f"query {stored.id!r}: its candidate {stored.candidate!r} is not in the "
                                  "published index")
         liked = [i for i in stored.liked_in_order if i in engine.bundle.image_row and i != stored.candidate]
-        hits = engine.search(stored.candidate, stored.text, k + len(liked), liked=stored.liked).hits
+        hits = engine.search(stored.candidate, stored.text, k + len(liked), roles=stored.roles,
+                             liked=stored.liked).hits
         return never_demote(hits, liked, k)
 
     def _ranks_now(self, stored, images: list[str]) -> dict[str, int]:

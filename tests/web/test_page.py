@@ -5,17 +5,37 @@ the curator's actions, markup shown as text, and cross-site writes refused."""
 from __future__ import annotations
 
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.helpers import scalar
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, ServeProcess, api
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, ServeProcess, neo4j_browser_url
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.browser]
 
 REPLACE = re.compile(r"^replace (?P<old>.+) with (?P<new>.+)$")
+
+
+@pytest.fixture(scope="module")
+def served(catalog_home, neo4j_target, tmp_path_factory) -> ServeProcess:
+    """`tailor serve` over this module's copy of the trained catalog, its links to the test Neo4j's Browser."""
+    browser = neo4j_browser_url(neo4j_target.settings)
+    server = ServeProcess(catalog_home, neo4j_target.settings, tmp_path_factory.mktemp("serve") / "serve.log",
+                          args=("--browser-url", browser) if browser else ())
+    server.start()
+    server.url = f"http://127.0.0.1:{server.port}"
+    server.browser_url = browser
+    yield server
+    server.stop()
+
+
+def api(server: ServeProcess, method: str, path: str) -> tuple[int, object]:
+    answer = server.request(method, path)
+    return answer.status, answer.body
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +47,7 @@ def example(served, neo4j_driver) -> dict:
     row = records[0]
     colour = REPLACE.match(row["text"])["new"]
     usage = scalar(neo4j_driver, "MATCH (a:Attribute {kind: 'usage'})<-[:HAS_ATTRIBUTE]-() "
-                                 "RETURN a.name ORDER BY count(*) DESC, a.name LIMIT 1")
+                                 "WITH a, count(*) AS n RETURN a.name ORDER BY n DESC, a.name LIMIT 1")
     return {"candidate": row["id"], "title": row["title"], "colour": colour, "usage": usage}
 
 
@@ -147,7 +167,7 @@ def test_telling_about_a_product_shows_the_tag(page, served, example, neo4j_driv
                                 "'long sleeves'}) RETURN count(t)", i=example["candidate"]) == 1
 
 
-def test_why_this_result_in_words_a_drawing_and_a_browser_link(page, served, example, web_workspace, chromium):
+def test_why_this_result_in_words_a_drawing_and_a_browser_link(page, served, example, neo4j_target, chromium):
     open_page(page, served)
     pick(page, example["candidate"], example["candidate"])
     results = ask(page, f"in {example['colour']}", 1)
@@ -166,7 +186,7 @@ def test_why_this_result_in_words_a_drawing_and_a_browser_link(page, served, exa
     # The link opens Neo4j Browser with the explanation's query in its editor (cmd=edit&arg=...).
     href = dialog.locator("#browser-link").get_attribute("href")
     url = urlparse(href)
-    assert f"{url.scheme}://{url.netloc}{url.path}" == web_workspace.browser_url
+    assert served.browser_url and f"{url.scheme}://{url.netloc}{url.path}" == served.browser_url
     arg = parse_qs(url.query)["arg"][0]
     assert parse_qs(url.query)["cmd"] == ["edit"] and f"'{query_id}'" in arg and f"'{results[0]}'" in arg
     assert "MATCH (c:Caption {id: " in arg
@@ -174,8 +194,9 @@ def test_why_this_result_in_words_a_drawing_and_a_browser_link(page, served, exa
     browser = chromium.new_context(viewport={"width": 1300, "height": 900}).new_page()
     try:
         browser.goto(href)
-        browser.locator("input[data-testid=password]").fill(web_workspace.password)
+        browser.locator("input[data-testid=password]").fill(neo4j_target.settings.password)
         browser.locator("button[data-testid=connect]").click()
+        expect(browser.get_by_text("You are connected as user")).to_be_visible()
         editor = browser.locator("[data-testid=activeEditor]")
         expect(editor).to_contain_text(f"'{query_id}'")
         browser.locator("[data-testid=editor-Run]").click()
@@ -255,9 +276,30 @@ def test_titles_captions_and_attributes_with_markup_show_as_text(page, served, e
     assert page.evaluate("() => window.__pwned === undefined")
 
 
+def _page_server(html: str) -> ThreadingHTTPServer:
+    """A second web server on 127.0.0.1 (another origin) serving one page."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+            data = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def test_cross_site_posts_and_a_rebound_host_are_refused(chromium, served, example, neo4j_driver):
-    """A page on another site posts to the server (a form with a JSON-looking text/plain body, and a
-    no-cors fetch); a name re-pointed at 127.0.0.1 (DNS rebinding) asks for the page. Nothing is written."""
+    """A page on another site posts to the server with a form (a JSON-looking text/plain body); another
+    local page posts with a no-cors fetch; a name re-pointed at 127.0.0.1 (DNS rebinding) asks for the
+    page. All are refused, and nothing is written."""
     before = scalar(neo4j_driver, "MATCH (c:Caption {split: 'query'}) RETURN count(c)")
     context = chromium.new_context()
     attacker = context.new_page()
@@ -270,14 +312,20 @@ def test_cross_site_posts_and_a_rebound_host_are_refused(chromium, served, examp
         attacker.goto("http://attacker.test/")
         with attacker.expect_response(f"{served.url}/ui/step") as posted:
             attacker.evaluate("() => document.getElementById('f').submit()")
-        assert posted.value.status == 403
-        assert "cross-site" in attacker.content()
-        attacker.goto("http://attacker.test/")
-        sent = attacker.evaluate(
-            """async ([url, body]) => { try { await fetch(url, {method: 'POST', mode: 'no-cors', body,
-                   headers: {'Content-Type': 'text/plain'}}); return 'sent'; } catch (e) { return 'failed'; } }""",
-            [f"{served.url}/ui/step", f'{{"candidate": "{example["candidate"]}", "text": "in red"}}'])
-        assert sent == "sent"  # the request went out; the server refused it (opaque to the page)
+        assert posted.value.status == 403 and "cross-site" in posted.value.json()["error"]
+        # Another page on this machine (a different port is a different origin) posts with fetch.
+        other = _page_server("<html><body>another local app</body></html>")
+        try:
+            attacker.goto(f"http://127.0.0.1:{other.server_port}/")
+            with attacker.expect_response(f"{served.url}/ui/step") as fetched:
+                attacker.evaluate(
+                    """([url, body]) => fetch(url, {method: 'POST', mode: 'no-cors', body,
+                           headers: {'Content-Type': 'text/plain'}}).catch(() => null)""",
+                    [f"{served.url}/ui/step", f'{{"candidate": "{example["candidate"]}", "text": "in red"}}'])
+            assert fetched.value.status == 403  # opaque to the page; refused by the server
+        finally:
+            other.shutdown()
+            other.server_close()
     finally:
         context.close()
     assert scalar(neo4j_driver, "MATCH (c:Caption {split: 'query'}) RETURN count(c)") == before

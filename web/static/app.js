@@ -105,7 +105,9 @@ async function find(event) {
   const out = await busy("finding ...", () => api("GET", "/ui/find?text=" + encodeURIComponent(text)));
   if (!out) return;
   const found = clear($("found"));
-  const matched = [...out.phrases.map((p) => `attribute '${p}'`), ...out.words.map((w) => `'${w}' in the title`)];
+  const byId = out.products.length && out.products[0].id === text ? [`the product with id ${text}`] : [];
+  const matched = [...byId, ...out.phrases.map((p) => `attribute '${p}'`),
+                   ...out.words.filter((w) => !byId.length || w !== text.toLowerCase()).map((w) => `'${w}' in the title`)];
   $("find-summary").textContent = out.products.length
     ? `${out.products.length} products (${matched.join(", ") || "by id"})`
     : "nothing found: try other words";
@@ -251,7 +253,7 @@ function renderResults(previous, focus) {
     card.append(
       photo(r.id, r.title, () => useAsCandidate(r.id)),
       el("div", {}, el("span", { class: "rank", text: `#${r.rank}${was}` }), " ",
-        el("span", { class: "id", text: r.id }), " ", el("span", { class: "score", text: r.score.toFixed(3) })),
+        el("span", { class: "id", text: r.id }), " ", el("span", { class: "score", text: typeof r.score === "number" ? r.score.toFixed(3) : "" })),
       el("div", { class: "title", text: r.title }),
       reasons,
       el("div", { class: "actions" },

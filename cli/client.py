@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -74,24 +72,37 @@ def _server(args: argparse.Namespace):
     return info
 
 
+class _NoAnswer(OSError):
+    """The server took the request but gave no complete answer."""
+
+
 def _request(info, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    headers = {"Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
+    """One HTTP/1.1 exchange over a plain socket (``Connection: close``): the server is ours and answers
+    JSON with a Content-Length, and http.client with its email parser would double this path's start-up."""
+    authority = info.url.split("://", 1)[1].split("/", 1)[0]  # http://host:port, as web.discovery writes it
+    host, _, port = authority.rpartition(":")
+    data = json.dumps(body).encode() if body is not None else b""
     token = os.environ.get("TAILOR_SERVE_TOKEN") or info.token
+    head = [f"{method} {path} HTTP/1.1", f"Host: {authority}", "Accept: application/json", "Connection: close"]
+    if body is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
     if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(info.url + path, data=data, method=method, headers=headers)
+        head.append(f"Authorization: Bearer {token}")
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=TIMEOUT_S) as conn:
+        conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    header, sep, payload = raw.partition(b"\r\n\r\n")
+    status_line = header.split(b"\r\n", 1)[0].split()
+    if not sep or len(status_line) < 2 or not status_line[1].isdigit():
+        raise _NoAnswer(f"no complete HTTP answer ({len(raw)} bytes)")
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            payload = json.loads(exc.read() or b"{}")
-        except ValueError:
-            payload = {}
-        return exc.code, payload if isinstance(payload, dict) else {}
+        answer = json.loads(payload or b"{}")
+    except ValueError:
+        answer = {}
+    return int(status_line[1]), answer if isinstance(answer, dict) else {}
 
 
 def _refreshed(out: dict[str, Any]) -> str:
@@ -106,6 +117,9 @@ def _score(value: Any) -> str:
 def _picture(info, out: dict[str, Any], path: Path) -> Path:
     """The contact sheet of `tailor query --picture`, from the server's image route (no engine here)."""
     import tempfile
+    import urllib.error
+    import urllib.parse
+    import urllib.request
 
     from cli.pictures import Tile, render_query
 
@@ -200,13 +214,11 @@ def run(argv: list[str]) -> int | None:
         return None
     try:
         return {"query": _query, "like": _like, "tag": _tag}[command](info, args)
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            return None  # nothing listens (a server that died without removing its file): nothing was sent
-        print(f"error: the server at {info.url} did not answer: {exc.reason}", file=sys.stderr)
-        return 1
     except ConnectionRefusedError:
-        return None
-    except (TimeoutError, OSError) as exc:
+        return None  # nothing listens (a server that died without removing its file): nothing was sent
+    except TimeoutError as exc:
         print(f"error: the server at {info.url} did not answer in time: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: the server at {info.url} did not answer: {exc}", file=sys.stderr)
         return 1

@@ -325,16 +325,16 @@ class BrowseSession:
     def _with_reasons(self, query_id: str, roles: CaptionRoles, answer: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A step's answer (``{"id", "score", "title", "liked"}`` in rank order) with each result's rank and
         reasons (the explanation's facts; what was asked and the title when the graph has none)."""
-        from graphdb.explain import explain
+        from graphdb.explain import explain_facts
 
+        facts = explain_facts(self.driver, query_id, [hit["id"] for hit in answer])
         results = []
         for rank, hit in enumerate(answer, 1):
-            reasons = explain(self.driver, query_id, hit["id"]).facts
+            reasons = facts[hit["id"]]
             if not reasons:
                 reasons = [f"asked for: {', '.join(roles.added)}"] if roles.added else []
                 reasons.append(f"title: {hit['title']}")
-            results.append({**hit, "rank": rank, "liked": bool(hit.get("liked"))})
-            results[-1]["reasons"] = reasons
+            results.append({**hit, "rank": rank, "liked": bool(hit.get("liked")), "reasons": reasons})
         return results
 
 

@@ -21,7 +21,7 @@ from neo4j.graph import Node, Path, Relationship
 from graphdb.interactions import UnknownNodeError, cypher_script
 from graphdb.schema import CYPHER_DIR
 
-__all__ = ["Explanation", "cypher_literal", "explain", "explain_cypher", "explain_graph"]
+__all__ = ["Explanation", "cypher_literal", "explain", "explain_cypher", "explain_facts", "explain_graph"]
 
 _SHOWN = 8  # attributes named in one fact; the rest are counted
 
@@ -29,10 +29,8 @@ _SHOWN = 8  # attributes named in one fact; the rest are counted
 _SIMILAR = """(s.text = c.text OR EXISTS { (s)-[:MODIFIES]->(:Image)<-[:MODIFIES]-(c) }
      OR EXISTS { (s)-[:MENTIONS {role: 'added'}]->(:Attribute)<-[:MENTIONS {role: 'added'}]-(c) })"""
 
-_FACTS = f"""
-MATCH (c:Caption {{id: $query_id}})
-OPTIONAL MATCH (r:Image {{id: $result_id}})
-RETURN c.text AS text, r IS NOT NULL AS result_found,
+# The evidence of one result r for the query c, as columns (the facts below are made of them).
+_FACT_COLUMNS = f"""c.text AS text, r IS NOT NULL AS result_found,
   [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates,
   [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS roles,
   [(r)-[:HAS_ATTRIBUTE|USER_TAGGED]->(a:Attribute) | a.name] AS result_attrs,
@@ -44,6 +42,10 @@ RETURN c.text AS text, r IS NOT NULL AS result_found,
      | [o.id, s.id, s.text, l.who]] AS liked_with,
   [(r)-[l:LIKED_FOR]->(s:Caption) WHERE s <> c AND {_SIMILAR} | [s.id, s.text, l.who]] AS liked_for_similar
 """
+_FACTS = "MATCH (c:Caption {id: $query_id})\nOPTIONAL MATCH (r:Image {id: $result_id})\nRETURN " + _FACT_COLUMNS
+# Every result of an answer in one read (a query's ten results: one round trip, not ten).
+_FACTS_MANY = ("MATCH (c:Caption {id: $query_id})\nUNWIND $result_ids AS result_id\n"
+               "OPTIONAL MATCH (r:Image {id: result_id})\nRETURN result_id, " + _FACT_COLUMNS)
 
 
 @dataclass
@@ -184,6 +186,29 @@ def explain(driver: Driver, query_id: str, result_id: str, database: str | None 
         raise UnknownNodeError(f"unknown image id {result_id!r}")
     params = {"query_id": query_id, "result_id": result_id}
     return Explanation(_facts(record, query_id, result_id), explain_cypher(), params)
+
+
+def explain_facts(driver: Driver, query_id: str, result_ids: list[str], database: str | None = None
+                  ) -> dict[str, list[str]]:
+    """The facts of :func:`explain` for several results of one query, read at once: ``{result id: facts}``.
+
+    An unknown query or image raises :class:`~graphdb.interactions.UnknownNodeError`.
+    """
+    ids = list(dict.fromkeys(result_ids))
+    if not ids:
+        return {}
+
+    def work(tx: ManagedTransaction) -> list[Any]:
+        return list(tx.run(_FACTS_MANY, query_id=query_id, result_ids=ids))
+
+    with driver.session(database=database) as session:
+        records = session.execute_read(work)
+    if not records:
+        raise UnknownNodeError(f"unknown query id {query_id!r}")
+    missing = [r["result_id"] for r in records if not r["result_found"]]
+    if missing:
+        raise UnknownNodeError(f"unknown image id {missing[0]!r}")
+    return {r["result_id"]: _facts(r, query_id, r["result_id"]) for r in records}
 
 
 # Node kinds drawn, in the order a label is chosen when a node has several.

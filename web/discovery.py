@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SERVER_FILE = "serve.json"
 
 
-@dataclass(frozen=True)
-class ServerInfo:
+class ServerInfo(NamedTuple):  # a NamedTuple, not a dataclass: this module is on the light path
     url: str  # http://127.0.0.1:8765
     pid: int
     home: str  # the TAILOR_HOME it serves
@@ -32,7 +29,7 @@ class ServerInfo:
     started_at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
 def server_file(home: Path) -> Path:
@@ -85,6 +82,8 @@ def announced(server: Any, home: Path, host: str, token: str | None, neo4j_uri: 
               poll_s: float = 0.05) -> Iterator[None]:
     """While ``server`` (a :class:`uvicorn.Server`) runs: write the server file as soon as it listens (with
     the port it got, so ``--port 0`` works), and remove it when the block ends."""
+    import threading
+
     pid = os.getpid()
     stop = threading.Event()
 

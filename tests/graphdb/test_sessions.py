@@ -10,7 +10,7 @@ pytest.importorskip("neo4j")
 
 from graphdb.browse import attribute_counts, find_products, image_path, product  # noqa: E402
 from graphdb.curator import add_attribute_to_images  # noqa: E402
-from graphdb.explain import explain, explain_graph  # noqa: E402
+from graphdb.explain import explain, explain_facts, explain_graph  # noqa: E402
 from graphdb.ingest import ingest_images  # noqa: E402
 from graphdb.interactions import UnknownNodeError, like, stored_query, tag_image  # noqa: E402
 from graphdb.sessions import attribute_kinds, read_step, session_steps, store_step  # noqa: E402
@@ -157,6 +157,14 @@ def test_explanation_subgraph_is_the_browser_query_s(empty_graph):
     small = explain_graph(empty_graph, step.query_id, "i1", limit=3)
     assert len(small["nodes"]) == 3 and small["hidden"] == len(graph["nodes"]) - 3
     assert {n.get("role") for n in small["nodes"]} == {"query", "result", "candidate"}
+
+    # The facts of several results in one read are each result's own.
+    assert explain_facts(empty_graph, step.query_id, ["i1", "i2", "i1"]) == {
+        "i1": explain(empty_graph, step.query_id, "i1").facts, "i2": explain(empty_graph, step.query_id, "i2").facts}
+    with pytest.raises(UnknownNodeError, match="'nope'"):
+        explain_facts(empty_graph, step.query_id, ["i1", "nope"])
+    with pytest.raises(UnknownNodeError, match="unknown query id"):
+        explain_facts(empty_graph, "q-none", ["i1"])
 
     # The Browser link's query: one statement, the ids written in as literals; it returns what the
     # parameterised query returns.

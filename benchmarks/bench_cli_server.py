@@ -123,7 +123,7 @@ def main() -> None:
             seconds, liked = timed(["like", "--query", out["query_id"], "--images", out["results"][4]["id"]])
             assert liked.get("server")
             figures["like"].append(seconds)
-            seconds, tagged = timed(["tag", "it has long sleeves", "--image", out["results"][0]["id"]])
+            seconds, tagged = timed(["tag", "that one is black", "--image", out["results"][0]["id"]])
             figures["tag"].append(seconds)
         for n in range(args.local):
             seconds, out = timed(["query", "--local", "--image", images[n % len(images)], "--text", TEXTS[0]])

@@ -1,5 +1,5 @@
-"""`python -m cli` runs the tailor command line."""
+"""`python -m cli` runs the tailor command line (through a running server where it can: cli.main)."""
 
-from cli.app import main
+from cli.main import main
 
 main()

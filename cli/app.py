@@ -34,11 +34,16 @@ def serve(
                                                          "(besides loopback and --host); repeatable.")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="JSON overrides of the limits and timeouts "
                                                      "(engine.config.ServeConfig).")] = None,
+    browser_url: Annotated[str | None, typer.Option("--browser-url", help="Neo4j Browser for the page's "
+                                                    "explanation links (default: the local server's).")] = None,
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
     """query / search / like / tag / explain / sync as JSON over HTTP, with the engine loaded once."""
+    import dataclasses
+
     from cli.console import console, engine_errors, fail
     from cli.db import connect
+    from cli.serve import neo4j_browser
     from cli.serve import serve as run_server
     from engine.config import ServeConfig
     from engine.session import InteractiveSession
@@ -53,6 +58,7 @@ def serve(
         check_binding(config)
     except ValueError as exc:
         raise fail(str(exc)) from exc
+    config = dataclasses.replace(config, **neo4j_browser(uri, user, data_dir, browser_url))
     # Interactive timeouts: Neo4j down is a 503 within seconds, not a client left hanging.
     with connect(uri, user, data_dir, timeouts=DriverTimeouts.interactive()) as driver, engine_errors():
         session = InteractiveSession(Workspace.default(), driver, background_save=True, limits=config)
@@ -60,8 +66,9 @@ def serve(
             caught_up = session.sync()  # writes made while no server ran (or before a crash) reach the index
             console.print(f"index in line with the database ({caught_up['refresh']}, "
                           f"{caught_up['changed_images']} images changed); loaded: {', '.join(session.warm_up())}")
-            console.print(f"tailor serving on http://{config.host}:{config.port} (Ctrl-C stops)")
-            run_server(session, config)
+            page = f"http://{config.host}:{config.port}/" + ("#token=<TAILOR_SERVE_TOKEN>" if config.token else "")
+            console.print(f"tailor serving on http://{config.host}:{config.port} (Ctrl-C stops); the page: {page}")
+            run_server(session, config, neo4j_uri=uri or os.environ.get("NEO4J_URI") or None)
         finally:
             session.close()
 

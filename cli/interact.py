@@ -21,6 +21,8 @@ from engine.workspace import Workspace
 
 Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 Who = Annotated[str, typer.Option("--who", help="Who is interacting (stored on the edges).")]
+# Read by cli.client before this module loads: a running `tailor serve` answers unless --local is given.
+Local = Annotated[bool, typer.Option("--local", help="Run here even when a `tailor serve` is running.")]
 
 
 @contextmanager
@@ -46,7 +48,7 @@ def query(
     text: Annotated[str, typer.Option("--text", help="What to change.")],
     k: Annotated[int, typer.Option("-k")] = 10, who: Who = "cli", as_json: Json = False,
     picture: Annotated[Path | None, typer.Option("--picture")] = None,
-    uri: Uri = None, user: User = None, data_dir: DataDir = None,
+    uri: Uri = None, user: User = None, data_dir: DataDir = None, local: Local = False,
 ) -> None:
     """Store a new query (a Caption node), answer it, and print its id for like/explain."""
     from cli.pictures import query_sheet
@@ -72,6 +74,7 @@ def tag(
     sentence: Annotated[str, typer.Argument(help='e.g. "that shirt has long sleeves"')],
     image: Annotated[str, typer.Option("--image", help="The product the sentence is about.")],
     who: Who = "cli", as_json: Json = False, uri: Uri = None, user: User = None, data_dir: DataDir = None,
+    local: Local = False,
 ) -> None:
     """More metadata: extract the attribute from a sentence and link it to the image (USER_TAGGED)."""
     with session(uri, user, data_dir) as s:
@@ -91,6 +94,7 @@ def like(
     query_id: Annotated[str, typer.Option("--query", help="Query id printed by `tailor query`.")],
     images: Annotated[str, typer.Option("--images", help="Comma-separated liked product ids.")],
     who: Who = "cli", as_json: Json = False, uri: Uri = None, user: User = None, data_dir: DataDir = None,
+    local: Local = False,
 ) -> None:
     """I like that: link liked images to each other, to the query's caption and its candidate."""
     ids = [i.strip() for i in images.split(",") if i.strip()]

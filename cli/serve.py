@@ -9,12 +9,14 @@ Routes, limits and checks: :mod:`web.api`, :class:`engine.config.ServeConfig`, :
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import uvicorn
 
 from engine.config import ServeConfig
 from engine.session import InteractiveSession
 from web.app import create_app
+from web.discovery import announced
 from web.limits import bounded_protocol
 from web.security import check_binding
 
@@ -31,7 +33,27 @@ def server(session: InteractiveSession, config: ServeConfig) -> uvicorn.Server:
     return uvicorn.Server(uv)
 
 
-def serve(session: InteractiveSession, config: ServeConfig) -> None:
-    """Serve until interrupted (Ctrl-C, SIGTERM); uvicorn exits the process if it cannot listen."""
+def serve(session: InteractiveSession, config: ServeConfig, neo4j_uri: str | None = None) -> None:
+    """Serve until interrupted (Ctrl-C, SIGTERM); uvicorn exits the process if it cannot listen. While it
+    listens, ``$TAILOR_HOME/serve.json`` says where (:mod:`web.discovery`), for commands to use it;
+    ``neo4j_uri``: the ``--uri`` or ``NEO4J_URI`` it was started with (commands use it only if theirs match)."""
     logging.getLogger("tailor.serve").setLevel(logging.INFO)
-    server(session, config).run()
+    uv = server(session, config)
+    with announced(uv, session.ws.home, config.host, config.token, neo4j_uri):
+        uv.run()
+
+
+def neo4j_browser(uri: str | None, user: str | None, data_dir: Path | None,
+                  browser_url: str | None) -> dict[str, str | None]:
+    """Where the page's explanation links open Neo4j Browser: ``browser_url``, else the local server's
+    (``http://127.0.0.1:<http-port>/browser/``, when tailor runs it); and the Bolt address for its form."""
+    from graphdb.connection import resolve_settings
+    from graphdb.server.manager import LocalServer
+
+    settings = resolve_settings(uri=uri, user=user, data_dir=data_dir)
+    if browser_url is None and settings.local and settings.data_dir is not None:
+        status = LocalServer(settings.data_dir).status()
+        if status.running and status.http_port:
+            browser_url = f"http://127.0.0.1:{status.http_port}/browser/"
+    bolt = settings.uri.replace("://", f"://{settings.user}@", 1) if "@" not in settings.uri else settings.uri
+    return {"neo4j_browser_url": browser_url, "neo4j_bolt_uri": bolt}

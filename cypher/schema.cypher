@@ -10,3 +10,5 @@ CREATE INDEX attribute_kind IF NOT EXISTS FOR (n:Attribute) ON (n.kind);
 // `tailor sync` finds what changed since the last index by these timestamps.
 CREATE INDEX image_updated IF NOT EXISTS FOR (n:Image) ON (n.updated_at);
 CREATE INDEX caption_updated IF NOT EXISTS FOR (n:Caption) ON (n.updated_at);
+// Shopping sessions of the page (graphdb/sessions.py): one node per session, its steps are Captions.
+CREATE CONSTRAINT session_id IF NOT EXISTS FOR (n:Session) REQUIRE n.id IS UNIQUE;

@@ -24,6 +24,10 @@ class DemoConfig:
     tag_sentence: str = "that one has long sleeves"  # the "more metadata" sentence the demo says
 
 
+# Set by `tailor serve` from the environment and its options only.
+_NOT_FROM_FILE = ("token", "neo4j_browser_url", "neo4j_bolt_uri")
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """Limits of one interactive request (the session enforces the engine's; `tailor serve` all of them)
@@ -54,6 +58,10 @@ class ServeConfig:
     write_threads: int = 4  # requests that write to Neo4j, run at once
     # Tags: a phrase the graph does not know becomes a new attribute only if the tagger is this sure.
     new_attribute_min_score: float = 0.8
+    # Where the page's "Open in Neo4j Browser" links point (None: no link) and the Bolt address they fill
+    # in; `tailor serve` sets them (--browser-url, else the local server's), never a file.
+    neo4j_browser_url: str | None = None
+    neo4j_bolt_uri: str | None = None
 
     @classmethod
     def from_file(cls, path: Path | None = None, **settings: Any) -> ServeConfig:
@@ -69,9 +77,9 @@ class ServeConfig:
                 raise ValueError(f"{path}: expected a JSON object of ServeConfig fields")
         known = {f.name: f for f in fields(cls)}
         for name, value in overrides.items():
-            if name not in known or name == "token":
+            if name not in known or name in _NOT_FROM_FILE:
                 raise ValueError(f"{path}: {name!r} is not a setting of tailor serve "
-                                 f"(one of {', '.join(n for n in known if n != 'token')})")
+                                 f"(one of {', '.join(n for n in known if n not in _NOT_FROM_FILE)})")
             default = getattr(cls, name)
             if isinstance(default, tuple):
                 value = tuple(value)
@@ -81,3 +89,17 @@ class ServeConfig:
                 raise ValueError(f"{path}: {name!r} must be {type(default).__name__}, not {value!r}")
             overrides[name] = value
         return replace(cls(), **overrides, **{k: v for k, v in settings.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class PageConfig:
+    """The page served by `tailor serve` (engine/browse.py): how much it shows and how steps carry roles."""
+
+    results: int = 12  # results shown for a step
+    max_results: int = 48  # the most a request may ask for
+    find_limit: int = 24  # products listed by a search
+    explain_nodes: int = 40  # nodes drawn in an explanation (the rest are counted, not drawn)
+    # Attribute kinds a product has one value of: a step that adds one replaces an earlier step's value of
+    # that kind ("in black" then "in red" asks for red) instead of asking for both.
+    exclusive_kinds: tuple[str, ...] = ("colour", "article_type", "sub_category", "master_category", "gender",
+                                        "usage", "season")

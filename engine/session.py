@@ -145,7 +145,7 @@ class InteractiveSession:
 
     def query(self, image: str, text: str, k: int = 10, who: str = "cli") -> dict[str, Any]:
         """Store the query (a Caption node), answer it, give each result its reasons."""
-        from graphdb.explain import explain
+        from graphdb.explain import explain_facts
         from graphdb.interactions import UnknownNodeError, store_query
 
         start = time.perf_counter()
@@ -161,12 +161,10 @@ class InteractiveSession:
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
         b = engine.bundle
-        results = []
         with database_calls(done=f"the query is stored as {query_id}"):
-            for hit, score in result.hits:
-                reasons = explain(self.driver, query_id, hit).facts or self._fallback_reasons(engine, hit, roles)
-                results.append({"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
-                                "reasons": reasons})
+            facts = explain_facts(self.driver, query_id, [hit for hit, _ in result.hits])  # one round trip
+        results = [{"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
+                    "reasons": facts[hit] or self._fallback_reasons(engine, hit, roles)} for hit, score in result.hits]
         return {"query_id": query_id, "candidate": image, "text": text, "roles": _roles(roles),
                 "results": results, "seconds": round(time.perf_counter() - start, 4)}
 
@@ -298,7 +296,8 @@ class InteractiveSession:
             raise UnknownIdError(f"query {stored.id!r}: its candidate {stored.candidate!r} is not in the "
                                  "published index")
         liked = [i for i in stored.liked_in_order if i in engine.bundle.image_row and i != stored.candidate]
-        hits = engine.search(stored.candidate, stored.text, k + len(liked), liked=stored.liked).hits
+        hits = engine.search(stored.candidate, stored.text, k + len(liked), roles=stored.roles,
+                             liked=stored.liked).hits
         return never_demote(hits, liked, k)
 
     def _ranks_now(self, stored, images: list[str]) -> dict[str, int]:

@@ -10,16 +10,18 @@ candidate, or an added attribute in common).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from neo4j import Driver, ManagedTransaction
+from neo4j.graph import Node, Path, Relationship
 
 from graphdb.interactions import UnknownNodeError, cypher_script
 from graphdb.schema import CYPHER_DIR
 
-__all__ = ["Explanation", "cypher_literal", "explain", "explain_cypher"]
+__all__ = ["Explanation", "cypher_literal", "explain", "explain_cypher", "explain_facts", "explain_graph"]
 
 _SHOWN = 8  # attributes named in one fact; the rest are counted
 
@@ -27,10 +29,8 @@ _SHOWN = 8  # attributes named in one fact; the rest are counted
 _SIMILAR = """(s.text = c.text OR EXISTS { (s)-[:MODIFIES]->(:Image)<-[:MODIFIES]-(c) }
      OR EXISTS { (s)-[:MENTIONS {role: 'added'}]->(:Attribute)<-[:MENTIONS {role: 'added'}]-(c) })"""
 
-_FACTS = f"""
-MATCH (c:Caption {{id: $query_id}})
-OPTIONAL MATCH (r:Image {{id: $result_id}})
-RETURN c.text AS text, r IS NOT NULL AS result_found,
+# The evidence of one result r for the query c, as columns (the facts below are made of them).
+_FACT_COLUMNS = f"""c.text AS text, r IS NOT NULL AS result_found,
   [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates,
   [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS roles,
   [(r)-[:HAS_ATTRIBUTE|USER_TAGGED]->(a:Attribute) | a.name] AS result_attrs,
@@ -42,6 +42,10 @@ RETURN c.text AS text, r IS NOT NULL AS result_found,
      | [o.id, s.id, s.text, l.who]] AS liked_with,
   [(r)-[l:LIKED_FOR]->(s:Caption) WHERE s <> c AND {_SIMILAR} | [s.id, s.text, l.who]] AS liked_for_similar
 """
+_FACTS = "MATCH (c:Caption {id: $query_id})\nOPTIONAL MATCH (r:Image {id: $result_id})\nRETURN " + _FACT_COLUMNS
+# Every result of an answer in one read (a query's ten results: one round trip, not ten).
+_FACTS_MANY = ("MATCH (c:Caption {id: $query_id})\nUNWIND $result_ids AS result_id\n"
+               "OPTIONAL MATCH (r:Image {id: result_id})\nRETURN result_id, " + _FACT_COLUMNS)
 
 
 @dataclass
@@ -58,8 +62,19 @@ class Explanation:
         return f":params {{{inner}}}"
 
     def browser_text(self) -> str:
-        """What to paste into Browser: the ``:params`` line, then the query."""
-        return f"{self.browser_params()}\n{self.cypher}"
+        """What to paste into Browser: the ``:params`` line, then the query. The ``;`` makes them two
+        statements (Browser 5 runs a ``:params`` line and a query together only when separated so)."""
+        return f"{self.browser_params()};\n{self.cypher}"
+
+    def browser_query(self) -> str:
+        """The query with its parameters written in as escaped Cypher literals: one statement, for a
+        Neo4j Browser link. Browser's URL carries one command, and a ``:params`` line with a query runs
+        in multi-statement mode, which reports a summary instead of drawing the graph. The values are
+        ids the graph has (:func:`explain` checked them), and :func:`cypher_literal` quotes them."""
+        names = "|".join(re.escape(k) for k in sorted(self.params, key=len, reverse=True))
+        if not names:
+            return self.cypher
+        return re.sub(rf"\$({names})\b", lambda m: cypher_literal(self.params[m.group(1)]), self.cypher)
 
 
 def cypher_literal(value: Any) -> str:
@@ -171,3 +186,95 @@ def explain(driver: Driver, query_id: str, result_id: str, database: str | None 
         raise UnknownNodeError(f"unknown image id {result_id!r}")
     params = {"query_id": query_id, "result_id": result_id}
     return Explanation(_facts(record, query_id, result_id), explain_cypher(), params)
+
+
+def explain_facts(driver: Driver, query_id: str, result_ids: list[str], database: str | None = None
+                  ) -> dict[str, list[str]]:
+    """The facts of :func:`explain` for several results of one query, read at once: ``{result id: facts}``.
+
+    An unknown query or image raises :class:`~graphdb.interactions.UnknownNodeError`.
+    """
+    ids = list(dict.fromkeys(result_ids))
+    if not ids:
+        return {}
+
+    def work(tx: ManagedTransaction) -> list[Any]:
+        return list(tx.run(_FACTS_MANY, query_id=query_id, result_ids=ids))
+
+    with driver.session(database=database) as session:
+        records = session.execute_read(work)
+    if not records:
+        raise UnknownNodeError(f"unknown query id {query_id!r}")
+    missing = [r["result_id"] for r in records if not r["result_found"]]
+    if missing:
+        raise UnknownNodeError(f"unknown image id {missing[0]!r}")
+    return {r["result_id"]: _facts(r, query_id, r["result_id"]) for r in records}
+
+
+# Node kinds drawn, in the order a label is chosen when a node has several.
+_DRAWN_LABELS = ("Image", "Caption", "Attribute")
+
+
+def _node(node: Any) -> dict[str, Any]:
+    label = next((x for x in _DRAWN_LABELS if x in node.labels), next(iter(node.labels), "Node"))
+    out: dict[str, Any] = {"key": node.element_id, "label": label}
+    for prop in ("id", "name", "text", "title"):
+        if node.get(prop) is not None:
+            out[prop] = node.get(prop)
+    return out
+
+
+def _walk(value: Any, nodes: dict[str, dict[str, Any]], edges: dict[str, dict[str, Any]]) -> None:
+    """Collect the nodes and relationships inside a value of an explanation row (paths, lists, nodes)."""
+    if isinstance(value, Path):
+        for node in value.nodes:
+            nodes.setdefault(node.element_id, _node(node))
+        for rel in value.relationships:
+            _walk(rel, nodes, edges)
+    elif isinstance(value, Relationship):
+        for node in (value.start_node, value.end_node):
+            if node is not None:
+                nodes.setdefault(node.element_id, _node(node))
+        edges.setdefault(value.element_id, {
+            "key": value.element_id, "type": value.type, "from": value.start_node.element_id,
+            "to": value.end_node.element_id,
+            **{p: value.get(p) for p in ("role", "who", "source") if value.get(p) is not None}})
+    elif isinstance(value, Node):
+        nodes.setdefault(value.element_id, _node(value))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _walk(item, nodes, edges)
+
+
+def explain_graph(driver: Driver, query_id: str, result_id: str, limit: int = 40,
+                  database: str | None = None) -> dict[str, Any]:
+    """The explanation subgraph as plain data for a drawing: the nodes and relationships of the paths
+    that ``cypher/explain.cypher`` returns (what Neo4j Browser draws for the same query).
+
+    ``{"nodes": [{"key", "label", "id"|"name"|"text", "title"?, "role"?}], "edges": [{"key", "type",
+    "from", "to", "role"?, "who"?, "source"?}], "hidden": n}``; the query is marked ``role: "query"``, the
+    result ``"result"`` and the candidate ``"candidate"``; past ``limit`` nodes the rest are counted
+    in ``hidden`` (the query, result and candidate are always kept)."""
+
+    def work(tx: ManagedTransaction) -> Any:
+        return tx.run(explain_cypher(), query_id=query_id, result_id=result_id).single()
+
+    with driver.session(database=database) as session:
+        record = session.execute_read(work)
+    if record is None:
+        raise UnknownNodeError(f"unknown query id {query_id!r} or image id {result_id!r}")
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: dict[str, dict[str, Any]] = {}
+    query, result = record["query"], record["result"]
+    _walk([query, result, *record.values()], nodes, edges)
+    nodes[query.element_id]["role"] = "query"
+    nodes[result.element_id]["role"] = "result"
+    for edge in edges.values():
+        if edge["type"] == "MODIFIES" and edge["from"] == query.element_id:
+            nodes[edge["to"]].setdefault("role", "candidate")
+    seen = {key: i for i, key in enumerate(nodes)}  # the query's own order: what it found first
+    ordered = sorted(nodes.values(), key=lambda n: ("role" not in n, n["label"] != "Image", seen[n["key"]]))
+    kept = ordered[:max(limit, 3)]
+    keys = {n["key"] for n in kept}
+    drawn = [e for e in edges.values() if e["from"] in keys and e["to"] in keys]
+    return {"nodes": kept, "edges": drawn, "hidden": len(nodes) - len(kept)}

@@ -182,7 +182,8 @@ def store_query(driver: Driver, candidate_id: str, text: str, roles: CaptionRole
 _STORED_QUERY = """
 MATCH (c:Caption {id: $query_id})
 RETURN c.text AS text, [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates,
-       [(i:Image)-[l:LIKED_FOR]->(c) | [i.id, l.at, l.rank]] AS liked
+       [(i:Image)-[l:LIKED_FOR]->(c) | [i.id, l.at, l.rank]] AS liked,
+       [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS mentions
 """
 
 
@@ -194,6 +195,9 @@ class StoredQuery:
     liked: tuple[str, ...]  # images liked for it, by anyone (sorted, once each)
     # The same images in the order they were first liked (and, within one like, by the rank each had then).
     liked_in_order: tuple[str, ...] = ()
+    # What its MENTIONS say it adds, removes, mentions (a session step's include earlier steps', see
+    # graphdb.sessions): it is answered again with these, not with a fresh parse of its text.
+    roles: CaptionRoles = CaptionRoles()
 
 
 def stored_query(driver: Driver, query_id: str, database: str | None = None) -> StoredQuery:
@@ -208,8 +212,12 @@ def stored_query(driver: Driver, query_id: str, database: str | None = None) -> 
         key = (at.to_native() if at is not None else datetime.max.replace(tzinfo=UTC),
                rank if isinstance(rank, int) else math.inf, image_id)
         first[image_id] = min(key, first.get(image_id, key))
+    by_role: dict[str, list[str]] = {"added": [], "removed": [], "mentioned": []}
+    for name, role in sorted(record["mentions"]):
+        by_role.setdefault(role, []).append(name)
+    roles = CaptionRoles(tuple(by_role["added"]), tuple(by_role["removed"]), tuple(by_role["mentioned"]))
     return StoredQuery(query_id, record["text"], sorted(record["candidates"])[0], tuple(sorted(first)),
-                       tuple(sorted(first, key=first.__getitem__)))
+                       tuple(sorted(first, key=first.__getitem__)), roles)
 
 
 # --- more metadata ---------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ from starlette.routing import BaseRoute
 
 from engine.config import ServeConfig
 from engine.session import InteractiveSession
-from web import api
+from web import api, pages
 from web.errors import exception_handlers
 from web.security import RequestGuard
 
-ROUTE_MODULES = (api,)
+ROUTE_MODULES = (api, pages)
 
 
 def create_app(session: InteractiveSession, settings: ServeConfig | None = None) -> Starlette:

@@ -3,7 +3,8 @@
 - **Host** (every request): the name in the Host header must be one this server answers to: the loopback
   names (127.0.0.1, localhost, ::1), the bound address and ``allowed_hosts``. A page on another site whose
   name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own name, and is refused.
-- **Token** (every request, when ``ServeConfig.token`` is set: required to bind anything but loopback):
+- **Token** (every request but the page's own files, :func:`is_public`, when ``ServeConfig.token`` is set:
+  required to bind anything but loopback):
   ``Authorization: Bearer <token>``, or the ``tailor_token`` cookie for a page; compared in constant time.
 - **State-changing requests** (anything but GET, HEAD, OPTIONS): a browser's ``Origin`` must be this
   server's own (``http://<Host>``) or one of ``allowed_origins``; without an Origin, ``Sec-Fetch-Site`` (when
@@ -28,6 +29,14 @@ from web.errors import Busy, HttpRefusal, error_response
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 TOKEN_COOKIE = "tailor_token"
+PUBLIC_PATHS = frozenset({"/", "/favicon.ico"})  # and /static/...: see is_public
+
+
+def is_public(scope: Scope) -> bool:
+    """The page's HTML and static files: the same for everyone and free of data, so they load without the
+    token (a page opened at ``/#token=...`` then sends it with every request it makes)."""
+    path = scope.get("path", "")
+    return scope["method"] in ("GET", "HEAD") and (path in PUBLIC_PATHS or path.startswith("/static/"))
 
 
 def is_loopback(host: str) -> bool:
@@ -85,7 +94,7 @@ class RequestGuard:
         if host_name(host) not in self.host_names:
             raise HttpRefusal(f"Host {host!r} is not served here (allowed: {', '.join(sorted(self.host_names))}; "
                               "`tailor serve --allow-host NAME` adds one)", 403)
-        if self.config.token and not self._token_ok(headers):
+        if self.config.token and not is_public(scope) and not self._token_ok(headers):
             raise HttpRefusal("this server needs its token: send `Authorization: Bearer <TAILOR_SERVE_TOKEN>`",
                               401, {"WWW-Authenticate": "Bearer"})
         if scope["method"] in SAFE_METHODS:

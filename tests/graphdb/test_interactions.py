@@ -364,7 +364,7 @@ def test_explain_facts_and_browser_query(empty_graph):
         _graph_items(value, nodes, rels)
     assert nodes == {q, q2, "i0", "i1", "i3", "blue", "red", "collar", "men", "tshirts", "long sleeves"}
     assert rels == {"MODIFIES", "MENTIONS", "HAS_ATTRIBUTE", "USER_TAGGED", "LIKED_FOR", "LIKED_FROM"}
-    assert ex.browser_text().startswith(f":params {{query_id: '{q}', result_id: 'i1'}}\n")
+    assert ex.browser_text().startswith(f":params {{query_id: '{q}', result_id: 'i1'}};\n")  # two statements
 
     bare = explain(empty_graph, q, "i5")  # blue, so it has the added attribute; nothing else
     assert bare.facts[0] == "has 'blue', which the query adds"

@@ -111,3 +111,53 @@ def served(catalog_home, neo4j_target, tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+# --- a real headless Chromium, for the page tests --------------------------------------------------------
+# Debian's Chromium driven by Playwright (Playwright's own browser download cannot work on these machines).
+
+CHROMIUM = Path(os.environ.get("TAILOR_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def neo4j_browser_url(settings) -> str | None:
+    """Neo4j Browser of the test database (the local server's HTTP port), or None for another server."""
+    from graphdb.server.manager import LocalServer
+
+    if getattr(settings, "data_dir", None) is None:
+        return None
+    status = LocalServer(settings.data_dir).status()
+    return f"http://127.0.0.1:{status.http_port}/browser/" if status.running and status.http_port else None
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the session."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"the browser tests need Chromium at {CHROMIUM}: `make setup` installs it "
+                    "(apt-get install chromium chromium-driver), or set TAILOR_CHROMIUM")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=120_000)  # a like or a tag waits for the index refresh on a loaded machine
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    """A fresh page (its own cookies and storage); a script error on it fails the test."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(120_000)  # a like or a tag waits for the index refresh on a loaded machine
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"script errors on the page: {errors}"

@@ -360,7 +360,7 @@ class PublishedEngine:
                                 f"{len(bundle.image_ids)}; {REPAIR}")
         model = GraphRetriever(checkpoint.in_dims, checkpoint.relations, checkpoint.config.model)
         model.load_state_dict(checkpoint.state_dict)
-        searcher = QueryEngine(model, bundle, index, text_features)
+        searcher = QueryEngine(model, bundle, index, text_features, looks=features)
         return cls(manifest, checkpoint, searcher, features, read_base(folder, manifest.version), folder)
 
     # --- saving -----------------------------------------------------------------------------------

@@ -72,12 +72,17 @@ class InteractiveSession:
             b = self.engine.bundle
             results = []
             for hit, score in result.hits:
-                reasons = explain(self.driver, query_id, hit).facts or self._fallback_reasons(hit, roles)
+                if result.fallback:
+                    reasons = self._fallback_reasons(hit, roles, text, result.fallback)
+                else:
+                    reasons = explain(self.driver, query_id, hit).facts or self._fallback_reasons(hit, roles)
                 results.append({"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
                                 "reasons": reasons})
         return {"query_id": query_id, "candidate": image, "text": text,
                 "roles": {"added": list(roles.added), "removed": list(roles.removed),
-                          "mentioned": list(roles.mentioned)},
+                          "mentioned": list(roles.mentioned), "negated": list(roles.negated),
+                          "comparatives": [c.text for c in roles.comparatives], "confidence": roles.confidence},
+                "fallback": result.fallback,
                 "results": results, "seconds": round(time.perf_counter() - start, 4)}
 
     def like(self, query_id: str, images: list[str], who: str = "cli", k: int = 10) -> dict[str, Any]:
@@ -149,11 +154,18 @@ class InteractiveSession:
                     "save_seconds": round(report.save_seconds, 3),
                     "seconds": {k: round(v, 4) for k, v in report.seconds.items()}}
 
-    def _fallback_reasons(self, result_id: str, roles) -> list[str]:
-        """Reasons when the graph has no facts to give (e.g. an attribute-less product)."""
+    def _fallback_reasons(self, result_id: str, roles, text: str = "", fallback: str = "") -> list[str]:
+        """Reasons when the graph has no facts to give (e.g. an attribute-less product), or when nothing in
+        the text was understood as a change and the answer is ranked by looks (``fallback="looks"``)."""
         b = self.engine.bundle
-        asked = [f"asked for: {', '.join(roles.added)}"] if roles.added else []
-        return [*asked, f"title: {b.image_titles[b.image_row[result_id]]}"]
+        out = []
+        if fallback == "looks":
+            heard = [c.text for c in roles.comparatives] + list(roles.mentioned)
+            note = f" (heard: {', '.join(heard)}, but no attribute to change)" if heard else ""
+            out.append(f"no change understood in {text!r}{note}: ranked by looks alone, like an image search")
+        if roles.added:
+            out.append(f"asked for: {', '.join(roles.added)}")
+        return [*out, f"title: {b.image_titles[b.image_row[result_id]]}"]
 
     @property
     def extractor_trained(self) -> bool:

@@ -9,7 +9,7 @@ get (``{B}``). Two disjoint sets:
 * :data:`HELD_APART` shapes training never sees; each test query is evaluated in every one of them. No
   held-apart shape shares its cue words with a training one (no "swap", "->", "version", "one", "go for",
   "rather", questions, "B, not A" in training), and three of them write the values, and a cue word, with
-  typos.
+  typos (in held-apart shapes too: a typo in a training shape would not be a new shape).
 
 Values are written the ways people write them (:func:`surfaces`: "navy blue" or "navy", "tshirts" as
 "t-shirt" or "tee", "men" as "mens"), and a typo (:func:`typo`) is one edit of a word of four letters or
@@ -90,9 +90,9 @@ HELD_APART: tuple[Phrasing, ...] = (
     Phrasing("version", "the {B} version"),
     Phrasing("one", "a {B} one"),
     Phrasing("question", "do you have this in {B}?"),
-    Phrasing("typo_in", "in {B}", typos=True),
-    Phrasing("typo_instead", "{B} insted of {A}", typos=True),
-    Phrasing("typo_change", "chnage {A} to {B}", typos=True),
+    Phrasing("typo_one", "a {B} one", typos=True),
+    Phrasing("typo_swap", "swapp the {A} for {B}", typos=True),
+    Phrasing("typo_rather", "{B} rathr than {A}", typos=True),
 )
 
 # Other ways to write a value, where the lexicon's other names are not what people write for it.

@@ -172,11 +172,11 @@ class TypoIndex:
 
     def candidates(self, word: str, word_lemma: str | None = None) -> tuple[str, ...]:
         """Known words within the edit limit of ``word``, nearest first (empty for a known word or one the
-        guard protects: a word whose lemma is shorter than four letters, "tits" -> "tit", is left alone)."""
+        guard protects)."""
         got = self._memo.get(word)
         if got is not None:
             return got
-        if word in self.known or len(word_lemma or lemma(word)) < 4 or not word.isalpha():
+        if word in self.known or len(word) < 4 or not word.isalpha():
             return ()
         limit = _depth(word)
         found: dict[str, int] = {}

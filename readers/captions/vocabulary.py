@@ -135,7 +135,8 @@ class Vocabulary:
         words = {w for k in self._concept for w in k} | self._surface_words
         cue_words = {w for phrase in (*lx.REMOVE_PHRASES, *lx.INSTEAD_PHRASES, *lx.ADD_PHRASES) for w in phrase.split()}
         self.typos = TypoIndex(
-            targets=words | set(lx.COMPARATIVES) | {w for w in cue_words if len(w) >= 5}
+            targets=words | set(lx.COMPARATIVES) | {w for w in cue_words if len(w) >= 5} | lx.REPLACE_VERBS
+            | {w for w in lx.NEGATIONS if len(w) >= 5}
             | {"version", "instead", "without", "replace", "change", "rather", "please"},
             known=words | lx.NEGATIONS | lx.REPLACE_VERBS | cue_words | lx.COMMON_WORDS | lx.FILLERS
             | lx.DETERMINERS | lx.PREPOSITIONS | lx.POSTFIX_ADD | lx.SAME_WORDS | lx.CONTRAST_WORDS,

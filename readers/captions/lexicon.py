@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from readers.captions.tokens import lemma
+
 __all__ = [
     "COLOUR_LIGHTNESS",
     "COMPARATIVES",
@@ -462,8 +464,14 @@ def _parse_table(kind: str, text: str, generic: bool = False) -> list[Concept]:
         name, _, parent = head.partition("<")
         name = name.strip()
         forms, _, names = rest.partition("|")
+        # One concept per other name: "ladies" and "lady" are one word (the shorter names it).
+        grouped: dict[str, list[str]] = {}
+        for other in _split(names):
+            grouped.setdefault(" ".join(lemma(w) for w in other.replace("-", " ").split()), []).append(other)
         out.append(Concept(name, kind, _split(forms), parent.strip() or None, generic))
-        out += [Concept(other, kind, (), name, generic, relation="same") for other in _split(names)]
+        for spellings in grouped.values():
+            first, *rest_ = sorted(spellings, key=lambda x: (len(x), x))
+            out.append(Concept(first, kind, tuple(rest_), name, generic, relation="same"))
     return out
 
 

@@ -87,6 +87,7 @@ class _Seg:
     lemma: str
     tok: int
     match: Match | None = None
+    text: str = ""  # as written (comparatives keep the writer's words)
 
 
 @dataclass(slots=True)
@@ -106,6 +107,9 @@ def _phrase_trie() -> dict:
     phrases += [(p, "SAME") for p in ("like this", "like that", "like the", "like it", "same as", "just like",
                                       "similar to", "something like")]
     phrases += [(p, "NEG") for p in ("does not", "do not", "is not", "are not", "not have", "no longer")]
+    phrases += [(p, "FILL") for p in ("not only", "no matter", "not sure", "not just")]
+    phrases += [(p, "LESS") for p in ("not as", "not so", "isnt as", "arent as", "not quite as", "is not as",
+                                      "are not as", "is not so")]
     for phrase, cue in phrases:
         words = [t.lemma for t in tokenize(phrase)]
         if len(words) < 2:
@@ -179,7 +183,7 @@ def _segments(tokens: Sequence[Token], matches: list[Match], vocab: Vocabulary, 
         work.steps += 1
         m = by_start.get(i)
         if m is not None:
-            segs.append(_Seg("VAL", " ".join(m.words), i, m))
+            segs.append(_Seg("VAL", " ".join(m.words), i, m, " ".join(t.text for t in tokens[i:m.end])))
             i = m.end
             continue
         node, j, best = _PHRASES, i, None
@@ -193,32 +197,47 @@ def _segments(tokens: Sequence[Token], matches: list[Match], vocab: Vocabulary, 
             segs.append(_Seg(best[1], " ".join(lemmas[i:best[0]]), i))
             i = best[0]
             continue
-        segs.append(_Seg(_SINGLE.get(lemmas[i], "WORD"), lemmas[i], i))
+        segs.append(_Seg(_SINGLE.get(lemmas[i], "WORD"), lemmas[i], i, None, tokens[i].text))
         i += 1
     segs.append(_Seg("END", "", n))
     return segs
 
 
-def _lookaheads(segs: list[_Seg]) -> tuple[list[int], list[int], list[bool]]:
-    """Per segment: the next one that is not a filler, the next that is neither filler nor determiner, and
-    whether a list goes on later in the clause (a coordinator followed by a value)."""
+@dataclass(slots=True)
+class _Ahead:
+    """Per segment, what comes later (computed once, right to left): the next segment that is not a
+    filler, the next that is neither filler nor determiner, and whether, later in the same clause, a list
+    goes on (a coordinator followed by a value), a "to" comes, or a change connector does."""
+
+    next_nf: list[int]
+    next_content: list[int]
+    list_later: list[bool]
+    to_later: list[bool]
+    connector_later: list[bool]
+
+
+def _lookaheads(segs: list[_Seg]) -> _Ahead:
     n = len(segs)
     next_nf = [n] * (n + 1)
     next_content = [n] * (n + 1)
     list_later = [False] * (n + 1)
-    later = False
+    to_later = [False] * (n + 1)
+    connector_later = [False] * (n + 1)
+    later = to = connector = False
     for k in range(n - 1, -1, -1):
         cue = segs[k].cue
         next_nf[k] = k if cue != "FILL" else next_nf[k + 1]
         next_content[k] = k if cue not in _TRANSPARENT else next_content[k + 1]
         if cue == "END":
-            later = False
-        list_later[k] = later
+            later = to = connector = False
+        list_later[k], to_later[k], connector_later[k] = later, to, connector
         if cue in ("AND", "OR", "COMMA"):
             nc = next_content[k + 1]
             if nc < n and segs[nc].cue == "VAL":
                 later = True
-    return next_nf, next_content, list_later
+        to = to or cue == "TO"
+        connector = connector or cue in ("TO", "CONNECT", "ARROW")
+    return _Ahead(next_nf, next_content, list_later, to_later, connector_later)
 
 
 def _class(match: Match) -> str:
@@ -232,10 +251,9 @@ def parse_roles(text: str, vocabulary: Vocabulary, work: WorkCounter | None = No
     work.steps += len(tokens)
     matches = vocabulary.match(tokens, work)
     segs = _segments(tokens, matches, vocabulary, work)
-    next_nf, next_content, list_later = _lookaheads(segs)
     entries: list[_Entry] = []
     comparatives: list[Comparative] = []
-    _Reader(segs, entries, comparatives, next_nf, next_content, list_later, work).read()
+    _Reader(segs, entries, comparatives, _lookaheads(segs), work).read()
     return _collect(entries, comparatives, _template_sides(tokens, entries))
 
 
@@ -245,9 +263,8 @@ def negated_token_spans(text: str, vocabulary: Vocabulary) -> list[tuple[int, in
     work = WorkCounter()
     tokens = tokenize(text)
     segs = _segments(tokens, vocabulary.match(tokens, work), vocabulary, work)
-    next_nf, next_content, list_later = _lookaheads(segs)
     entries: list[_Entry] = []
-    reader = _Reader(segs, entries, [], next_nf, next_content, list_later, work)
+    reader = _Reader(segs, entries, [], _lookaheads(segs), work)
     reader.read()
     spans = [(e.match.start, e.match.end) for e in entries if e.negated]
     spans += [(segs[k].tok, segs[k].tok + 1) for k in reader.negated_words]
@@ -257,9 +274,11 @@ def negated_token_spans(text: str, vocabulary: Vocabulary) -> list[tuple[int, in
 class _Reader:
     """One left-to-right pass over the segments (state reset at each clause end)."""
 
-    def __init__(self, segs, entries, comparatives, next_nf, next_content, list_later, work):
+    def __init__(self, segs: list[_Seg], entries: list[_Entry], comparatives: list[Comparative], ahead: _Ahead,
+                 work: WorkCounter):
         self.segs, self.entries, self.comparatives = segs, entries, comparatives
-        self.next_nf, self.next_content, self.list_later = next_nf, next_content, list_later
+        self.ahead = ahead
+        self.next_nf, self.next_content, self.list_later = ahead.next_nf, ahead.next_content, ahead.list_later
         self.work = work
         self.negated_words: list[int] = []
         self._reset()
@@ -269,7 +288,7 @@ class _Reader:
         self.neg_class: str | None = None
         self.mode: str | None = None  # replace_src | replace_tgt | subst_new | subst_old | from_src | target
         # | instead | reference
-        self.rather = self.comp_seen = self.contrast = False
+        self.rather = self.comp_seen = self.contrast = self.instead_hit = False
         self.left: list[_Entry] = []  # values since the last change construction in this clause
         self.prev: _Entry | None = None
         self.coord = False
@@ -330,11 +349,15 @@ class _Reader:
                 self._add_cue(True)
         elif cue == "REPLACE":
             after = self.segs[k + 1]
-            self.mode = "target" if after.lemma in ("it", "them", "this", "that") or after.cue == "TO" else "replace_src"
+            if after.lemma in ("it", "them", "this", "that") or after.cue == "TO":
+                self.mode = "target"  # "change it to blue", "turn it blue", "switch to blue"
+            elif self.ahead.connector_later[k] or s.lemma in ("replace", "replacing", "replaced"):
+                self.mode = "replace_src"  # without a "with/for/to" only "replace" itself removes: "a turn-down collar"
         elif cue == "SUBST":
             self.mode = "subst_new"
         elif cue == "FROM":
-            self.mode = "from_src"
+            if self.ahead.to_later[k]:
+                self.mode = "from_src"  # "from red to blue"; not "from the same brand"
         elif cue == "TO":
             self._to(k)
         elif cue == "CONNECT":
@@ -342,7 +365,7 @@ class _Reader:
                 self.mode = "target"
             elif self.mode == "subst_new":
                 self.mode = "subst_old"
-            elif self.mode not in ("target", "instead", "subst_old"):
+            elif self.mode not in ("target", "subst_old"):
                 self._add_cue(False)
         elif cue == "ARROW":
             for e in self.left:
@@ -388,6 +411,8 @@ class _Reader:
     def _add_cue(self, strong: bool) -> None:
         self.add = True
         self.add_strong = self.add_strong or strong
+        if self.mode == "instead" and self.instead_hit:
+            self.mode = None  # "instead of a collar it has a hood"
         self.same = False
         if self.neg_hit:
             self.neg = False
@@ -398,7 +423,7 @@ class _Reader:
         for e in self.left:
             if e.role in ("added", "mentioned") and not e.negated and e.match.sense.kind != "part":
                 e.role, e.explicit = "added", True
-        self.left, self.mode, self.neg = [], "instead", False
+        self.left, self.mode, self.neg, self.instead_hit = [], "instead", False, False
 
     def _to(self, k: int) -> None:
         if self.mode == "replace_src" or self.mode == "from_src":
@@ -461,7 +486,7 @@ class _Reader:
             if kind in lx.GRADED_ADDS:
                 e.role, e.explicit = ("added" if word == "more" else "removed"), True
             else:
-                self._graded_comparative(word, s.lemma)
+                self._graded_comparative(word, s.text)
                 e.role = "mentioned"
             self.carry = word
         elif self.mode in ("replace_src", "from_src", "subst_old"):
@@ -470,6 +495,7 @@ class _Reader:
             e.role, e.explicit = "added", True
         elif self.mode == "instead":
             e.role, e.negated, e.explicit = "removed", True, True
+            self.instead_hit = True
         elif self.mode == "reference":
             e.role = "mentioned"
         elif self.neg:
@@ -525,7 +551,7 @@ class _Reader:
         words = []
         j = k
         while j < len(self.segs) and self.segs[j].cue == "WORD" and len(words) < 3:
-            words.append(self.segs[j].lemma)
+            words.append(self.segs[j].text)
             j += 1
         self._graded_comparative(word, " ".join(words))
         self.carry = word

@@ -130,6 +130,21 @@ def test_negation_stops_at_a_preposition_or_an_add_cue_once_it_negated_something
     assert r.removed == ("sleeve",) and r.added == ("v neck",)
 
 
+@pytest.mark.parametrize(("text", "added", "removed"), [
+    ("instead of a collar it has a hood", ("hood",), ("collar",)),
+    ("black instead of the white with stripes", ("black", "stripe"), ("white",)),
+    ("a shirt from the same brand in blue", ("blue",), ()),  # "from" without "to" is no change
+    ("has a turn-down collar", ("collar",), ()),  # "turn" without a connector is no change
+    ("not only red but also blue", ("red", "blue"), ()),
+    ("change the collar to a v neck", ("v neck",), ("collar",)),
+    ("does not have a collar or buttons but has a zipper", ("zipper",), ("collar", "button")),
+    ("is not as long", (), ()),  # a comparative ("less long"), not a removal
+])
+def test_reach_of_change_constructions(text, added, removed) -> None:
+    v = Vocabulary(lexicon_vocabulary())
+    assert roles(text, v) == (added, removed)
+
+
 @pytest.mark.parametrize(("text", "added", "comparatives"), [
     ("darker", (), (("darker", "lightness", -1, ""),)),
     ("a lighter one", (), (("lighter", "lightness", 1, ""),)),

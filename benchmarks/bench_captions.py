@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from readers.captions import Vocabulary, WorkCounter, parse_relative_caption  # noqa: E402
 from readers.catalog import MYNTRA, read_catalog  # noqa: E402
-from readers.composed import build_composed_queries  # noqa: E402
+from readers.composed import ComposedConfig, build_composed_queries  # noqa: E402
 from readers.datasets import myntra_catalog  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "captions"
@@ -49,7 +49,7 @@ def main() -> None:
     records = list(read_catalog(myntra_catalog(), MYNTRA))
     names = {a.name for r in records for a in r.attributes}
     vocab = Vocabulary(names)
-    templates = sorted({q.text for q in build_composed_queries(records).queries})
+    templates = sorted({q.text for q in build_composed_queries(records, ComposedConfig(hash_images=False)).queries})
     free = [json.loads(line)["text"] for name in ("myntra_shopper.jsonl", "real_labelled.jsonl")
             for line in (FIXTURES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
     print(f"vocabulary: {len(vocab):,} attribute names (+ the lexicon)")

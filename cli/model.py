@@ -140,10 +140,30 @@ def _paraphrases(out: Path, epochs: int | None, seed: int | None, config_file: P
             console.print(f"[yellow]shopper captions skipped:[/] {exc}")
         if shopper is not None:
             write_shopper(shopper, out)
+        console.rule("free text on the trained model (pictures as the demo draws them)")
+        _free_text_on(run, prepared, ws, seed or 0)
     console.print((out / "paraphrases.md").read_text(encoding="utf-8"))
     if shopper is not None:
         console.print((out / "shopper.md").read_text(encoding="utf-8"))
     console.print(f"wrote {out}/paraphrases.{{json,md,png}}" + (f" and {out}/shopper.{{json,md,png}}" if shopper else ""))
+
+
+def _free_text_on(run, prepared, ws: Workspace, seed: int) -> None:
+    """The demo's free-text queries on a model fitted in memory (no published engine needed)."""
+    from cli.demo import _free_text
+    from engine.pipeline import text_features_for
+    from engine.published import ImageFeatures, Manifest
+    from gnn.retrieval.search import QueryEngine, build_bundle, build_index
+
+    export = prepared.export
+    bundle = build_bundle(run.model, run.graph, "eval", [r.image_path for r in export.images])
+    manifest = Manifest(generation=0, version="eval", model_kind=run.name, config={}, data={}, counts={},
+                        encoders=prepared.features.encoders)
+    looks = ImageFeatures([r.id for r in export.images], prepared.features.arrays["Image"])
+    engine = QueryEngine(run.model, bundle, build_index(bundle), text_features_for(ws, manifest), looks=looks)
+    test = [{"id": c.id, "candidate": c.candidate, "text": c.text, "target": c.target} for c in export.captions
+            if c.split == "test" and c.candidate and c.target]
+    _free_text(engine, test, seed, ws)
 
 
 def search(

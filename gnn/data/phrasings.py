@@ -10,6 +10,7 @@ path is trained too (:class:`gnn.config.PhrasingConfig`).
 
 from __future__ import annotations
 
+import hashlib
 import random
 import zlib
 from collections.abc import Callable, Sequence
@@ -74,8 +75,8 @@ class ParsedTexts:
         return pos, self.role[idx], self.attr[idx]
 
 
-def parse_texts(texts: list[str], features: np.ndarray, attribute_names: Sequence[str]) -> ParsedTexts:
-    """Parse each text against the graph's attributes; keep features and MENTIONS side by side."""
+def parse_texts(texts: list[str], features: np.ndarray | None, attribute_names: Sequence[str]) -> ParsedTexts:
+    """Parse each text against the graph's attributes; keep features (when given) and MENTIONS side by side."""
     vocab = Vocabulary(attribute_names)
     row = {a: i for i, a in enumerate(attribute_names)}
     ptr, role, attr, parsed = [0], [], [], []
@@ -88,7 +89,8 @@ def parse_texts(texts: list[str], features: np.ndarray, attribute_names: Sequenc
                     role.append(k)
                     attr.append(row[v])
         ptr.append(len(role))
-    return ParsedTexts(texts, torch.as_tensor(np.asarray(features, dtype=np.float16)),
+    feats = torch.zeros(0) if features is None else torch.as_tensor(np.asarray(features, dtype=np.float16))
+    return ParsedTexts(texts, feats,
                        torch.tensor(ptr, dtype=torch.long), torch.tensor(role, dtype=torch.long),
                        torch.tensor(attr, dtype=torch.long), parsed)
 
@@ -96,8 +98,10 @@ def parse_texts(texts: list[str], features: np.ndarray, attribute_names: Sequenc
 class PhrasingBank:
     """Renderings of the training captions in the training phrasings (see the module doc)."""
 
-    def __init__(self, g: GraphTensors, caption_rows: Sequence[int], config: PhrasingConfig, encode_texts: EncodeTexts,
+    def __init__(self, g: GraphTensors, caption_rows: Sequence[int], config: PhrasingConfig,
                  phrasings: Sequence[Phrasing] = TRAINING, start_phase: StartPhase | None = None):
+        """Render and parse (cheap); :meth:`featurise` computes the texts' features (the costly part, skipped
+        when a checkpoint trained on the same renderings is reused)."""
         self.config = config
         changes = caption_changes(g, caption_rows)
         pairs = sorted(set(changes.values()))
@@ -117,7 +121,7 @@ class PhrasingBank:
             pair_texts[pair] = sorted(set(ids))
             advance(1)
         texts = list(text_id)
-        self.parsed = parse_texts(texts, encode_texts(texts), g.ids["Attribute"])
+        self.parsed = parse_texts(texts, None, g.ids["Attribute"])
         n_cap = len(g.ids["Caption"])
         counts = torch.zeros(n_cap, dtype=torch.long)
         options: list[list[int]] = [[] for _ in range(n_cap)]
@@ -130,6 +134,19 @@ class PhrasingBank:
 
     def __len__(self) -> int:
         return len(self.parsed.texts)
+
+    def fingerprint(self) -> str:
+        """What training sees of the grammar and the parser: every rendering and its MENTIONS (a checkpoint
+        is reused only when these are the same)."""
+        h = hashlib.sha256()
+        for text in self.parsed.texts:
+            h.update(text.encode("utf-8") + b"\x00")
+        for t in (self.parsed.ptr, self.parsed.role, self.parsed.attr, self.ptr, self.options):
+            h.update(t.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def featurise(self, encode_texts: EncodeTexts) -> None:
+        self.parsed.features = torch.as_tensor(np.asarray(encode_texts(self.parsed.texts), dtype=np.float16))
 
     def draw(self, captions: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Per caption row: the rendering drawn (-1: keep the catalog caption) and whether its MENTIONS are

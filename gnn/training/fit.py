@@ -101,6 +101,11 @@ def fit_model(
     if name not in GRAPH_SOURCES:  # baselines have no interaction relations: their checkpoints stay valid
         config_key.pop("simulation")
         config_key.pop("phrasing")
+    bank = None
+    if name in GRAPH_SOURCES and config.phrasing.enabled:
+        rows = g.queries["train"].with_targets().caption.tolist() if "train" in g.queries else []
+        bank = PhrasingBank(g, rows, config.phrasing, start_phase=start_phase)
+        data = {**data, "phrasings": bank.fingerprint()}  # the renderings and their parses decide the model too
     key = fingerprint(name, config_key, data)
     path = checkpoints / f"{name}-{key}.pt"
     model = make_model(name, g, config)
@@ -121,10 +126,9 @@ def fit_model(
                      "liked_queries": len(liked) if liked is not None else 0}
         shown = ", ".join(sim.tagged_attributes[:10]) + (" ..." if len(sim.tagged_attributes) > 10 else "")
         log(f"{name}: simulated interactions {sim.counts}; {len(sim.tagged_attributes)} attributes tagged ({shown})")
-    bank, phrased = None, {}
-    if name in GRAPH_SOURCES and config.phrasing.enabled:
-        rows = g.queries["train"].with_targets().caption.tolist() if "train" in g.queries else []
-        bank = PhrasingBank(g, rows, config.phrasing, encode_texts, start_phase=start_phase)
+    phrased = {}
+    if bank is not None:
+        bank.featurise(encode_texts)
         phrased = {"captions": bank.captions, "texts": len(bank)}
         log(f"{name}: {bank.captions:,} training captions in {len(bank):,} phrased texts")
     result = train_retriever(

@@ -286,8 +286,9 @@ class _Reader:
     def _reset(self) -> None:
         self.neg = self.neg_hit = self.remove = self.remove_hit = self.add = self.add_strong = self.same = False
         self.neg_class: str | None = None
-        self.mode: str | None = None  # replace_src | replace_tgt | subst_new | subst_old | from_src | target
-        # | instead | reference
+        # replace_src | from_src | subst_new | subst_old | target (values added) | instead (values removed,
+        # negated) | reference ("darker than the red": mentioned)
+        self.mode: str | None = None
         self.rather = self.comp_seen = self.contrast = self.instead_hit = False
         self.left: list[_Entry] = []  # values since the last change construction in this clause
         self.prev: _Entry | None = None

@@ -24,11 +24,11 @@ from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
 
-__all__ = ["Token", "TypoIndex", "damerau", "english_words", "lemma", "tokenize"]
+__all__ = ["SPELLINGS", "Token", "TypoIndex", "damerau", "english_words", "lemma", "tokenize"]
 
 _TOKEN = re.compile(r"-+>|=+>|[\u2192\u27f6\u2794\u279c]|\d+/\d+|[^\W_]+(?:['\u2019][^\W_]+)*|-|[,;.!?:/&+()|]")
 _PUNCT = {"&": "and", "+": "and", "/": "or", "|": ",", ":": ",", "(": ",", ")": ","}
-_SPELLING = {"gray": "grey", "grayish": "greyish", "grays": "greys", "color": "colour", "colors": "colours",
+SPELLINGS = _SPELLING = {"gray": "grey", "grayish": "greyish", "grays": "greys", "color": "colour", "colors": "colours",
              "colored": "coloured", "colorful": "colourful", "jewelry": "jewellery", "favorite": "favourite",
              "center": "centre"}
 # Plural-only garment words keep their final s ("shorts" is not "short", "heels" are not a heel).
@@ -186,7 +186,11 @@ class TypoIndex:
                     dist = damerau(word, t, limit)
                     if dist <= limit:
                         found[t] = dist
-        got = tuple(sorted(found, key=lambda t: (found[t], t not in self.preferred, t[0] != word[0], -len(t), t)))
+        undoubled = {word[:i] + word[i + 1:] for i in range(1, len(word)) if word[i] == word[i - 1]}
+        # Nearest first; among equals, a doubled letter undone ("greey" is "grey", not "green"), a word of
+        # the vocabulary's values, the same first letter, the longer word.
+        got = tuple(sorted(found, key=lambda t: (found[t], t not in undoubled, t not in self.preferred,
+                                                 t[0] != word[0], -len(t), t)))
         if len(self._memo) < 100_000:
             self._memo[word] = got
         return got

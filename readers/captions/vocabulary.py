@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from readers.captions import lexicon as lx
-from readers.captions.tokens import Token, TypoIndex, lemma, tokenize
+from readers.captions.tokens import SPELLINGS, Token, TypoIndex, lemma, tokenize
 from readers.records import normalise_value
 
 __all__ = ["Match", "Sense", "Vocabulary", "WorkCounter", "lexicon_vocabulary"]
@@ -133,6 +133,7 @@ class Vocabulary:
                     self._insert(k, value, explicit=True, surface=value)
             self._tie(value, concept)
         words = {w for k in self._concept for w in k} | self._surface_words
+        words |= {variant for variant, spelled in SPELLINGS.items() if spelled in words}  # "gray" for "grey"
         cue_words = {w for phrase in (*lx.REMOVE_PHRASES, *lx.INSTEAD_PHRASES, *lx.ADD_PHRASES) for w in phrase.split()}
         self.typos = TypoIndex(
             targets=words | set(lx.COMPARATIVES) | {w for w in cue_words if len(w) >= 5} | lx.REPLACE_VERBS

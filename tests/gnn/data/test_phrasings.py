@@ -63,7 +63,8 @@ def test_the_bank_renders_training_phrasings_only_and_draws_per_batch(graph, min
     text_of = {c.id: c.text for c in export.captions}
     train_rows = g.queries["train"].caption.tolist()
     config = PhrasingConfig(variants=2, template_share=0.0, parse_dropout=0.0)
-    bank = PhrasingBank(g, train_rows, config, minilm.encode_texts)
+    bank = PhrasingBank(g, train_rows, config)
+    bank.featurise(minilm.encode_texts)
     assert bank.captions == len(train_rows) and len(bank) > 20 * 12
     texts = set(bank.parsed.texts)
     assert "replace red with blue" in texts and "in blue" in texts

@@ -61,8 +61,46 @@ def run_demo(demo: DemoConfig | None = None) -> None:
                            target=caption["target"])
         console.print(f"  picture: {path}")
 
+    console.rule("free text: what shoppers type")
+    _free_text(engine, test, demo.seed, ws)
+
     console.rule("interactions: a stored query, a like, a tag, an explanation")
     _interact(ws, test[0]["candidate"], test[0]["text"], demo.tag_sentence)
+
+
+def _free_text(engine, test: list[dict], seed: int, ws: Workspace) -> None:
+    """One colour-change test query asked the way people type it, none of them a training phrasing: a
+    contrast, a swap with a typo, and "something like this but not <colour>" (which names no target)."""
+    colour = [c for c in test if c["id"].startswith("colour:")]
+    if not colour:
+        return
+    caption = random.Random(seed + 1).choice(colour)
+    template = engine.parse(caption["text"])
+    if not (template.added and template.removed):
+        return
+    source, target = template.removed[0], template.added[0]
+    b = engine.bundle
+    console.print(f"[bold]{caption['candidate']}[/] {b.image_titles[b.image_row[caption['candidate']]]}; "
+                  f"catalog caption \"{caption['text']}\", target {caption['target']}")
+    for text in (f"same thing in {target}, not {source}", f"swapp the {source} for {_misspelt(target)}",
+                 f"something like this but not {source}"):
+        result = engine.search(caption["candidate"], text, k=10)
+        ranked = [i for i, _ in result.hits]
+        rank = ranked.index(caption["target"]) + 1 if caption["target"] in ranked else None
+        other = sum(source not in b.image_titles[b.image_row[i]].lower() for i in ranked)
+        console.print(f"  \"{text}\": added {list(result.roles.added)}, removed {list(result.roles.removed)}"
+                      + (" [yellow](nothing understood: ranked by looks)[/]" if result.fallback else "")
+                      + f"; target {'[green]at rank ' + str(rank) + '[/]' if rank else '[yellow]not in the top 10[/]'}"
+                      f", {other} of 10 not {source}")
+        path = query_sheet(b, caption["candidate"], text, ranked,
+                           ws.outputs / f"demo-free-{re.sub(r'[^A-Za-z0-9_.-]+', '_', text)[:60]}.png",
+                           target=caption["target"])
+        console.print(f"  picture: {path}")
+
+
+def _misspelt(word: str) -> str:
+    """A typo a shopper makes: two letters swapped ("black" -> "balck")."""
+    return word if len(word) < 4 else word[0] + word[2] + word[1] + word[3:]
 
 
 def _test_queries(driver) -> list[dict]:

@@ -84,11 +84,19 @@ def evaluate(
         "image_only,tirg,composeae,oracle,graph_catalog,graph_predicted"),
     epochs: Epochs = None, seed: Seed = None, config_file: ConfigFile = None,
     per_group: Annotated[int | None, typer.Option(help="Balanced set cap (default: the config's).")] = None,
+    paraphrases: Annotated[bool, typer.Option("--paraphrases", help=(
+        "Instead: the graph model on the test queries in every held-apart phrasing and on the hand-written "
+        "shopper captions, parser on and off, beside the template and image-only (paraphrases.* and "
+        "shopper.* in --out)."))] = False,
+    limit: Annotated[int | None, typer.Option(help="--paraphrases: at most this many test queries (seeded).")] = None,
     image_encoder: ImageModel = None, text_encoder: TextModel = None,
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
     """Every model on the same test queries (same features, same training budget): one table."""
-    from engine.pipeline import prepare, require_attribute_source
+    from engine.pipeline import prepare, require_attribute_source, text_encoding
+
+    if paraphrases:
+        return _paraphrases(out, epochs, seed, config_file, limit, image_encoder, text_encoder, uri, user, data_dir)
     from experiments.recall_table import ALL_MODELS, evaluate_models, markdown_table, write_report
     from gnn.training.fit import GRAPH_SOURCES
 
@@ -105,10 +113,57 @@ def evaluate(
         for name in names:
             require_attribute_source(prepared.export, name)
         report = evaluate_models(prepared.export, prepared.features.arrays, config, names, ws.checkpoints,
-                                 log=console.print, start_phase=start)
+                                 log=console.print, start_phase=start,
+                                 encode_texts=text_encoding(ws, config, start))
     write_report(report, out)
     console.print(markdown_table(report))
     console.print(f"wrote {out / 'recall.json'}, {out / 'recall.md'}, {out / 'recall.png'}")
+
+
+def _paraphrases(out: Path, epochs: int | None, seed: int | None, config_file: Path | None, limit: int | None,
+                 image_encoder: str | None, text_encoder: str | None, uri, user, data_dir) -> None:
+    from engine.pipeline import fit, prepare, text_encoding
+    from experiments.paraphrases import paraphrase_report, shopper_report, write_paraphrases, write_shopper
+
+    ws = Workspace.default()
+    config = experiment_config(epochs, seed, config_file, image_encoder, text_encoder)
+    with connect(uri, user, data_dir) as driver, engine_errors(), phases() as start:
+        prepared = prepare(driver, ws, config, console.print, start)
+        run = fit(prepared, "graph_catalog", config, ws, console.print, start, splits=("train", "test"))
+        encode = text_encoding(ws, config, start)
+        report = paraphrase_report(run.model, run.graph, encode, limit=limit)
+        write_paraphrases(report, out)
+        try:
+            shopper = shopper_report(run.model, run.graph, encode)
+        except ValueError as exc:
+            shopper = None
+            console.print(f"[yellow]shopper captions skipped:[/] {exc}")
+        if shopper is not None:
+            write_shopper(shopper, out)
+        console.rule("free text on the trained model (pictures as the demo draws them)")
+        _free_text_on(run, prepared, ws, seed or 0)
+    console.print((out / "paraphrases.md").read_text(encoding="utf-8"))
+    if shopper is not None:
+        console.print((out / "shopper.md").read_text(encoding="utf-8"))
+    console.print(f"wrote {out}/paraphrases.{{json,md,png}}" + (f" and {out}/shopper.{{json,md,png}}" if shopper else ""))
+
+
+def _free_text_on(run, prepared, ws: Workspace, seed: int) -> None:
+    """The demo's free-text queries on a model fitted in memory (no published engine needed)."""
+    from cli.demo import _free_text
+    from engine.pipeline import text_features_for
+    from engine.published import ImageFeatures, Manifest
+    from gnn.retrieval.search import QueryEngine, build_bundle, build_index
+
+    export = prepared.export
+    bundle = build_bundle(run.model, run.graph, "eval", [r.image_path for r in export.images])
+    manifest = Manifest(generation=0, version="eval", model_kind=run.name, config={}, data={}, counts={},
+                        encoders=prepared.features.encoders)
+    looks = ImageFeatures([r.id for r in export.images], prepared.features.arrays["Image"])
+    engine = QueryEngine(run.model, bundle, build_index(bundle), text_features_for(ws, manifest), looks=looks)
+    test = [{"id": c.id, "candidate": c.candidate, "text": c.text, "target": c.target} for c in export.captions
+            if c.split == "test" and c.candidate and c.target]
+    _free_text(engine, test, seed, ws)
 
 
 def search(
@@ -140,6 +195,8 @@ def search(
     console.print(f"[bold]{image}[/] {bundle.image_titles[bundle.image_row[image]]}  +  \"{text}\"")
     console.print(f"parsed: added {list(result.roles.added)}, removed {list(result.roles.removed)}, "
                   f"mentioned {list(result.roles.mentioned)}  ({result.seconds * 1000:.1f} ms)")
+    if result.fallback:
+        console.print("[yellow]no change understood in the text: ranked by looks alone (image similarity)[/]")
     for n, (i, score) in enumerate(result.hits, 1):
         mark = "  <- target" if i == target else ""
         console.print(f"{n:>3}. {i:>8}  {score:.3f}  {bundle.image_titles[bundle.image_row[i]]}{mark}")

@@ -134,7 +134,16 @@ def fit(prepared: PreparedGraph, name: str, config: ExperimentConfig, ws: Worksp
         raise DataError(f"the graph has no {' or '.join(missing)} queries: load a catalog first "
                         "(tailor load catalog ...)")
     return fit_model(name, g, config, ws.checkpoints, log=log, start_phase=start_phase,
-                     truth=prepared.export.image_attributes(("catalog",)))
+                     truth=prepared.export.image_attributes(("catalog",)),
+                     encode_texts=text_encoding(ws, config, start_phase))
+
+
+def text_encoding(ws: Workspace, config: ExperimentConfig, start_phase: StartPhase | None = None) -> Any:
+    """Texts -> features with the config's text encoder, through the workspace's feature cache (what
+    training featurises generated phrasings with)."""
+    from gnn.features.featurize import cached_text_encoder
+
+    return cached_text_encoder(ws.features, config.features.text_encoder, start_phase)
 
 
 def publish(run: Any, prepared: PreparedGraph, ws: Workspace, driver: Driver | None = None,
@@ -153,7 +162,7 @@ def publish(run: Any, prepared: PreparedGraph, ws: Workspace, driver: Driver | N
                         config=checkpoint.config.to_dict(), data=run.meta.get("data", {}), counts={},
                         encoders=prepared.features.encoders)
     image_features = ImageFeatures([r.id for r in export.images], prepared.features.arrays["Image"])
-    searcher = QueryEngine(run.model, bundle, index, text_features_for(ws, manifest))
+    searcher = QueryEngine(run.model, bundle, index, text_features_for(ws, manifest), looks=image_features)
     engine = PublishedEngine(manifest, checkpoint, searcher, image_features)
     folder = engine.save(EngineStore(ws.engine), model_file=run.checkpoint)
     log(f"index: {len(index):,} images -> {folder} (model version {version})")

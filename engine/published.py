@@ -373,7 +373,7 @@ class PublishedEngine:
         if len(index) != len(bundle.image_ids):
             raise ArtifactError(f"{folder / 'images.faiss'} holds {len(index)} images, the bundle "
                                 f"{len(bundle.image_ids)}; {REPAIR}")
-        searcher = QueryEngine(_model(checkpoint), bundle, index, text_features)
+        searcher = QueryEngine(_model(checkpoint), bundle, index, text_features, looks=features)
         return cls(manifest, checkpoint, searcher, features, read_base(folder, manifest.version), folder)
 
     @classmethod

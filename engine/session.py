@@ -139,8 +139,10 @@ class InteractiveSession:
         result = engine.search(image, text, k)
         b = engine.bundle
         results = [{"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
-                    "reasons": self.quick_reasons(engine, image, result.roles, hit)} for hit, score in result.hits]
-        return {"candidate": image, "text": text, "roles": _roles(result.roles), "results": results,
+                    "reasons": self.quick_reasons(engine, image, result.roles, hit, result.fallback)}
+                   for hit, score in result.hits]
+        return {"candidate": image, "text": text, "roles": _roles(result.roles), "fallback": result.fallback,
+                "results": results,
                 "seconds": round(time.perf_counter() - start, 4)}
 
     def query(self, image: str, text: str, k: int = 10, who: str = "cli") -> dict[str, Any]:
@@ -161,11 +163,16 @@ class InteractiveSession:
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
         b = engine.bundle
-        with database_calls(done=f"the query is stored as {query_id}"):
-            facts = explain_facts(self.driver, query_id, [hit for hit, _ in result.hits])  # one round trip
+        if result.fallback:  # ranked by looks: the graph's facts are not why these came back
+            facts: dict[str, list[str]] = {hit: [] for hit, _ in result.hits}
+        else:
+            with database_calls(done=f"the query is stored as {query_id}"):
+                facts = explain_facts(self.driver, query_id, [hit for hit, _ in result.hits])  # one round trip
         results = [{"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
-                    "reasons": facts[hit] or self._fallback_reasons(engine, hit, roles)} for hit, score in result.hits]
+                    "reasons": facts[hit] or self._fallback_reasons(engine, hit, roles, text, result.fallback)}
+                   for hit, score in result.hits]
         return {"query_id": query_id, "candidate": image, "text": text, "roles": _roles(roles),
+                "fallback": result.fallback,
                 "results": results, "seconds": round(time.perf_counter() - start, 4)}
 
     def like(self, query_id: str, images: list[str], who: str = "cli", k: int = 10) -> dict[str, Any]:
@@ -269,17 +276,24 @@ class InteractiveSession:
                 "images": len(engine.bundle.image_ids) if engine is not None else 0, "neo4j": neo4j, "index": index}
 
     # --- reasons -----------------------------------------------------------------------------------
-    def quick_reasons(self, engine, candidate: str, roles, result_id: str) -> list[str]:
-        """Reasons for a result from memory alone (no Neo4j read): what the read-only search gives. The
-        in-memory facts of issue 17 plug in here; until then, what was asked and the title."""
-        return self._fallback_reasons(engine, result_id, roles)
+    def quick_reasons(self, engine, candidate: str, roles, result_id: str, fallback: str = "") -> list[str]:
+        """Reasons for a result from memory alone (no Neo4j read): what the read-only search gives."""
+        return self._fallback_reasons(engine, result_id, roles, fallback=fallback)
 
     @staticmethod
-    def _fallback_reasons(engine, result_id: str, roles) -> list[str]:
-        """Reasons when the graph has no facts to give (e.g. an attribute-less product)."""
+    def _fallback_reasons(engine, result_id: str, roles, text: str = "", fallback: str = "") -> list[str]:
+        """Reasons when the graph has no facts to give (e.g. an attribute-less product), or when nothing in
+        the text was understood as a change and the answer is ranked by looks (``fallback="looks"``)."""
         b = engine.bundle
-        asked = [f"asked for: {', '.join(roles.added)}"] if roles.added else []
-        return [*asked, f"title: {b.image_titles[b.image_row[result_id]]}"]
+        out = []
+        if fallback == "looks":
+            heard = [c.text for c in roles.comparatives] + list(roles.mentioned)
+            note = f" (heard: {', '.join(heard)}, but no attribute to change)" if heard else ""
+            said = f" in {text!r}" if text else ""
+            out.append(f"no change understood{said}{note}: ranked by looks alone, like an image search")
+        if roles.added:
+            out.append(f"asked for: {', '.join(roles.added)}")
+        return [*out, f"title: {b.image_titles[b.image_row[result_id]]}"]
 
     # --- helpers -----------------------------------------------------------------------------------
     def _stored(self, query_id: str):
@@ -352,5 +366,7 @@ class InteractiveSession:
         return self._known_words
 
 
-def _roles(roles) -> dict[str, list[str]]:
-    return {"added": list(roles.added), "removed": list(roles.removed), "mentioned": list(roles.mentioned)}
+def _roles(roles) -> dict[str, Any]:
+    return {"added": list(roles.added), "removed": list(roles.removed), "mentioned": list(roles.mentioned),
+            "negated": list(roles.negated), "comparatives": [c.text for c in roles.comparatives],
+            "confidence": roles.confidence}

@@ -61,6 +61,7 @@ def evaluate_models(
     checkpoints: Path,
     log: Log = print,
     start_phase: StartPhase | None = None,
+    encode_texts: Callable | None = None,
 ) -> Report:
     """Every model in ``models`` on the test queries of ``base.eval`` (all of them, and the group-balanced
     set), each trained with ``base``'s budget or reused from its checkpoint."""
@@ -76,7 +77,8 @@ def evaluate_models(
             graphs[key] = build_graph_tensors(export, features, config.graph)
         g = graphs[key]
         if name in LEARNED:
-            run = fit_model(name, g, config, checkpoints, log, start_phase, truth=oracle_truth)
+            run = fit_model(name, g, config, checkpoints, log, start_phase, truth=oracle_truth,
+                            encode_texts=encode_texts)
             meta = run.meta
             hist = meta.get("history", [])
             best = next((h for h in hist if h["epoch"] == meta["best_epoch"]), {})

@@ -10,8 +10,8 @@ from typing import Any
 from readers.graph_records import INTERACTION_TYPES, NODE_KINDS
 
 __all__ = [
-    "NODE_KINDS", "EvalConfig", "ExperimentConfig", "FeatureConfig", "GraphConfig", "ModelConfig", "SimulationConfig",
-    "TrainConfig",
+    "NODE_KINDS", "EvalConfig", "ExperimentConfig", "FeatureConfig", "GraphConfig", "ModelConfig", "PhrasingConfig",
+    "SimulationConfig", "TrainConfig",
 ]
 
 
@@ -97,6 +97,26 @@ class SimulationConfig:
 
 
 @dataclass
+class PhrasingConfig:
+    """Training captions drawn per batch from a grammar of phrasings (:mod:`readers.phrasings`), so that the
+    caption's own text features learn the change and the model does not depend on the parser alone.
+
+    Each training query keeps its catalog caption with probability ``template_share``, else takes one of
+    its ``variants`` renderings in every training phrasing (values written other ways, and misspelt with
+    probability ``typo_share``); its MENTIONS edges come from parsing the text it got. With probability
+    ``parse_dropout`` a query has no MENTIONS at all, which trains the parser-off path (text features
+    only). The held-apart phrasings are never rendered for training.
+    """
+
+    enabled: bool = True
+    template_share: float = 0.3
+    variants: int = 2
+    typo_share: float = 0.1
+    parse_dropout: float = 0.2
+    seed: int = 0
+
+
+@dataclass
 class EvalConfig:
     """How the recall table is measured (does not change training)."""
 
@@ -112,6 +132,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    phrasing: PhrasingConfig = field(default_factory=PhrasingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +185,8 @@ class ExperimentConfig:
             train=build(TrainConfig, data.get("train", {})),
             # Checkpoints from before simulated interactions existed trained without them.
             simulation=build(SimulationConfig, data.get("simulation", {"enabled": False})),
+            # ... and checkpoints from before phrasings existed, with their catalog captions only.
+            phrasing=build(PhrasingConfig, data.get("phrasing", {"enabled": False})),
             eval=build(EvalConfig, data.get("eval", {})),
         )
 

@@ -109,11 +109,11 @@ def load_fashioniq(
     start_phase: StartPhase = no_progress,
 ) -> LoadSummary:
     """FashionIQ triplets of one split; metadata-only when ``images_dir`` is None."""
-    from readers.fashioniq import fashioniq_vocabulary, read_fashioniq_images, read_fashioniq_queries
+    from readers.fashioniq import caption_vocabulary, read_fashioniq_images, read_fashioniq_queries
 
     summary = LoadSummary()
     images = list(read_fashioniq_images(root, split, images_dir=images_dir))
-    vocab = Vocabulary(fashioniq_vocabulary(root))
+    vocab = Vocabulary(caption_vocabulary(root))
     queries: list[QueryRecord] = list(read_fashioniq_queries(root, split, vocabulary=vocab))
     if limit is not None:
         queries = queries[:limit]

@@ -21,13 +21,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from readers.captions import Vocabulary, parse_relative_caption
+from readers.captions import Vocabulary, lexicon_vocabulary, parse_relative_caption
 from readers.records import AttributeValue, ImageRecord, QueryRecord, ReaderError, normalise_value
 
 __all__ = [
     "ATTRIBUTE_KINDS",
     "CATEGORIES",
     "SPLITS",
+    "caption_vocabulary",
     "fashioniq_vocabulary",
     "gallery",
     "join_captions",
@@ -254,3 +255,11 @@ def fashioniq_vocabulary(root: str | Path, splits: Iterable[str] = SPLITS,
     vocab = {normalise_value(w) for w in words}
     vocab.discard("")
     return vocab
+
+
+def caption_vocabulary(root: str | Path, splits: Iterable[str] = SPLITS,
+                       categories: Iterable[str] = CATEGORIES) -> set[str]:
+    """What FashionIQ captions are parsed against: the attribute files' phrases and the lexicon's words
+    (colours, patterns, materials, details, garments: the attribute files have almost no colours, while
+    43% of the captions name one)."""
+    return fashioniq_vocabulary(root, splits, categories) | lexicon_vocabulary()

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from readers.captions import Vocabulary, find_mentions
+from readers.captions import Vocabulary, find_mentions, negated_spans
 from readers.datasets import fashioniq_root
 from readers.records import normalise_value
 
@@ -172,6 +172,18 @@ def _normalised_with_offsets(text: str) -> tuple[str, list[int]]:
             chars.append(low)
             offsets.append(i)
     return "".join(chars), offsets
+
+
+def negated_ranges(sentence: str, vocabulary: Vocabulary | Iterable[str]) -> list[tuple[int, int]]:
+    """Character spans of ``sentence`` that a negation reaches ("it is not sleeveless"), as the caption
+    parser reads them: what is said *not* to hold is no metadata."""
+    spans = negated_spans(sentence, vocabulary)
+    if not spans:
+        return []
+    norm, offsets = _normalised_with_offsets(sentence)
+    if norm != normalise_value(sentence):
+        return spans
+    return [(offsets[s], offsets[e - 1] + 1) for s, e in spans]
 
 
 def find_known(sentence: str, vocabulary: Vocabulary | Iterable[str]) -> list[Extracted]:
@@ -519,7 +531,8 @@ class AttributeExtractor:
         return out
 
     def extract(self, sentence: str, vocabulary: Vocabulary | Iterable[str] | None = None) -> list[Extracted]:
-        """Known attributes first (exact, longest match), then tagger spans that overlap none of them.
+        """Known attributes first (exact, longest match), then tagger spans that overlap none of them;
+        phrases a negation reaches are left out ("it is not sleeveless" tags nothing).
 
         ``vocabulary`` overrides the known set (the graph's attributes change as users tag images; the
         tagger needs no retraining for that).
@@ -533,7 +546,9 @@ class AttributeExtractor:
         out = []
         for sentence, tagged in zip(sentences, self._tag(list(sentences)), strict=True):
             known = find_known(sentence, vocab)
-            out.append(known + [e for e in tagged if not any(e.start < k.end and k.start < e.end for k in known)])
+            found = known + [e for e in tagged if not any(e.start < k.end and k.start < e.end for k in known)]
+            negated = negated_ranges(sentence, vocab)
+            out.append([e for e in found if not any(e.start < b and a < e.end for a, b in negated)])
         return out
 
     def known(self, sentence: str) -> list[Extracted]:

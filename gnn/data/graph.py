@@ -8,6 +8,7 @@ from the config, not the data, so a checkpoint's weights match any graph built w
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -82,6 +83,7 @@ class GraphTensors:
     queries: dict[str, QuerySet] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     index: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> id -> row
+    attribute_kind: list[str] = field(default_factory=list)  # per attribute row: colour, gender, ...
     _adjacency: RelationalAdjacency | None = field(default=None, repr=False)
 
     @property
@@ -138,8 +140,66 @@ class GraphTensors:
             image_title=self.image_title,
             image_group=self.image_group,
             offsets={"Image": 0, "Caption": n_img, "Attribute": new_attr_off},
+            attribute_kind=self.attribute_kind,
         )
         return sub, torch.searchsorted(keep, rows)
+
+    def mention_relations(self) -> tuple[list[int], list[int]]:
+        """Per caption role (added, removed, mentioned): the relation id of MENTIONS read caption ->
+        attribute and attribute -> caption (-1 where the config has none)."""
+        rel = {r: i for i, r in enumerate(self.relations)}
+        fwd, bwd = [], []
+        for role in CAPTION_ROLES:
+            name = f"{MENTIONS}:{role}" if f"{MENTIONS}:{role}" in rel or reverse(f"{MENTIONS}:{role}") in rel \
+                else f"{MENTIONS}:any"
+            fwd.append(rel.get(name, -1))
+            bwd.append(rel.get(reverse(name), -1))
+        return fwd, bwd
+
+    def caption_mentions(self) -> dict[int, dict[int, list[int]]]:
+        """Caption row -> role index (0 added, 1 removed, 2 mentioned) -> attribute rows, from the MENTIONS
+        edges (empty where the graph does not keep roles apart)."""
+        fwd, bwd = self.mention_relations()
+        if len(set(bwd) - {-1}) < len(CAPTION_ROLES):
+            return {}
+        c_off, a_off = self.offsets["Caption"], self.offsets["Attribute"]
+        out: dict[int, dict[int, list[int]]] = {}
+        src, dst = self.edge_index
+        for role, r in enumerate(bwd):
+            sel = self.edge_type == r
+            for a, c in zip((src[sel] - a_off).tolist(), (dst[sel] - c_off).tolist(), strict=True):
+                out.setdefault(c, {}).setdefault(role, []).append(a)
+        return out
+
+    def with_caption_inputs(self, rows: Tensor, features: Tensor, mention_pos: Tensor, mention_role: Tensor,
+                            mention_attr: Tensor) -> GraphTensors:
+        """The graph with captions ``rows`` given new text ``features`` and new MENTIONS edges instead of their
+        own: mention ``j`` links ``rows[mention_pos[j]]`` to attribute row ``mention_attr[j]`` in role
+        ``mention_role[j]`` (0 added, 1 removed, 2 mentioned). A batch's captions in another phrasing, or
+        with no parse at all. ``self`` is unchanged."""
+        fwd, bwd = self.mention_relations()
+        c_off, a_off = self.offsets["Caption"], self.offsets["Attribute"]
+        nodes = rows + c_off
+        kinds = torch.tensor([r for r in (*fwd, *bwd) if r >= 0], dtype=torch.long)
+        src, dst = self.edge_index
+        touches = torch.isin(src, nodes) | torch.isin(dst, nodes)
+        keep = ~(touches & torch.isin(self.edge_type, kinds))
+        cap = nodes[mention_pos]
+        attr = mention_attr + a_off
+        new_src, new_dst, new_type = [src[keep]], [dst[keep]], [self.edge_type[keep]]
+        for table, forward in ((bwd, False), (fwd, True)):
+            types = torch.tensor(table, dtype=torch.long)[mention_role]
+            ok = types >= 0
+            new_src.append((cap if forward else attr)[ok])
+            new_dst.append((attr if forward else cap)[ok])
+            new_type.append(types[ok])
+        caption_features = self.features["Caption"].clone()
+        caption_features[rows] = features.to(caption_features.dtype)
+        return dataclasses.replace(
+            self, features={**self.features, "Caption": caption_features},
+            edge_index=torch.stack([torch.cat(new_src), torch.cat(new_dst)]), edge_type=torch.cat(new_type),
+            _adjacency=None,
+        )
 
 
 def _relation_of(name: str, config: GraphConfig) -> str:
@@ -204,6 +264,7 @@ def build_graph_tensors(
         image_group=[r.group for r in export.images],
         offsets=offsets,
         index=index,
+        attribute_kind=[export.attributes[a] for a in ids["Attribute"]],
     )
     tensors.queries = build_query_sets(export, index)
     return tensors

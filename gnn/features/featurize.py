@@ -276,3 +276,25 @@ def featurize_texts(
         run.finish_duplicates(dup_of, ids, source_of)
         advance(min(chunk_size, len(items) - start))
     return run.result(ids, encoder.name, t0)
+
+
+def cached_text_encoder(features_root: str | Path, text_encoder_name: str,
+                        start_phase: StartPhase | None = None) -> Callable[[Sequence[str]], np.ndarray]:
+    """A function from texts to their features, through the content-keyed cache under ``features_root``
+    (rows in input order; the encoder is built on the first call). What model training uses to featurise
+    generated captions: each distinct text is encoded once, ever."""
+    from gnn.features.encoders import text_encoder
+
+    made: list = []
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        if not made:
+            made.append(text_encoder(text_encoder_name))
+        encoder = made[0]
+        result = featurize_texts(list(enumerate(texts)), encoder, FeatureCache(features_root, encoder.name, encoder.dim),
+                                 start_phase=start_phase)
+        if result.failed:
+            raise FeaturizationError(result.failed)
+        return result.features
+
+    return encode

@@ -81,11 +81,11 @@ def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.nda
 
 @torch.no_grad()
 def rebuild(model, version: str, export: GraphExport, features: dict[str, np.ndarray], config,
-            text_features) -> RefreshReport:
+            text_features, looks=None) -> RefreshReport:
     """A new engine from the model alone (no previous bundle or index to start from): the repair of an
     engine whose bundle or index was lost or corrupt. Every image counts as changed."""
     start = time.perf_counter()
     g = build_graph_tensors(export, features, config)
     bundle = build_bundle(model, g, version, [r.image_path for r in export.images])
-    engine = QueryEngine(model, bundle, build_index(bundle), text_features)
+    engine = QueryEngine(model, bundle, build_index(bundle), text_features, looks=looks)
     return RefreshReport(engine, list(bundle.image_ids), len(bundle.attribute_names), time.perf_counter() - start)

@@ -99,16 +99,22 @@ class QueryResult:
     hits: list[tuple[str, float]]
     seconds: float
     caption_embedding: np.ndarray | None = None
+    fallback: str = ""  # "" (the graph model) | "looks" (nothing understood: ranked by image similarity)
 
 
 class QueryEngine:
     """Trained weights + bundle + FAISS index + text encoder: text in, ranked product ids out."""
 
-    def __init__(self, model: GraphRetriever, bundle: SearchBundle, index: ImageIndex, text_encoder):
+    def __init__(self, model: GraphRetriever, bundle: SearchBundle, index: ImageIndex, text_encoder,
+                 looks=None):
+        """``looks``: the image features the embeddings came from (``ids``, ``matrix``, ``row``: an
+        :class:`engine.published.ImageFeatures`); a query whose parse is unsure is ranked by them."""
         self.model = model.eval()
         self.bundle = bundle
         self.index = index
         self.text_encoder = text_encoder
+        self.looks = looks
+        self._looks_unit: tuple[object, np.ndarray] | None = None  # (the matrix it was made from, unit rows)
         self.rel = {name: i for i, name in enumerate(bundle.relations)}
         self.rebuild_vocabulary()
 
@@ -153,8 +159,33 @@ class QueryEngine:
         self, candidate: str, text: str, k: int = 10, roles: CaptionRoles | None = None,
         liked: tuple[str, ...] = (),
     ) -> QueryResult:
+        """The top ``k`` for a candidate and a caption. Where the parse is unsure (nothing added or removed,
+        or a doubtful reading) and the query has no likes, the answer is ranked by looks alone, as image
+        search would (``fallback="looks"``): measured, the model's text-only path does worse than that."""
         start = time.perf_counter()
         roles = roles or self.parse(text)
+        if roles.unsure and not liked and self.looks is not None and candidate in self.looks.row:
+            hits = self.similar_looks(candidate, k)
+            return QueryResult(candidate, text, roles, hits, time.perf_counter() - start, None, fallback="looks")
         vector, caption = self.query_vector(candidate, text, roles, liked)
         hits = self.index.search(vector[None], k, exclude=[candidate])[0]
         return QueryResult(candidate, text, roles, hits, time.perf_counter() - start, caption)
+
+    def similar_looks(self, candidate: str, k: int) -> list[tuple[str, float]]:
+        """The ``k`` indexed images whose image features are nearest the candidate's (cosine)."""
+        if self._looks_unit is None or self._looks_unit[0] is not self.looks.matrix:
+            m = np.asarray(self.looks.matrix, dtype=np.float32)
+            self._looks_unit = (self.looks.matrix, m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12))
+        unit = self._looks_unit[1]
+        scores = unit @ unit[self.looks.row[candidate]]
+        scores[self.looks.row[candidate]] = -np.inf
+        indexed = self.bundle.image_row
+        order = np.argsort(-scores, kind="stable")
+        hits = []
+        for r in order:
+            image_id = self.looks.ids[r]
+            if image_id in indexed and np.isfinite(scores[r]):
+                hits.append((image_id, float(scores[r])))
+                if len(hits) == k:
+                    break
+        return hits

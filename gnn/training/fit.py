@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from gnn.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from gnn.config import ExperimentConfig
 from gnn.data.graph import GraphTensors
+from gnn.data.phrasings import PhrasingBank
 from gnn.data.simulation import TruthMap, training_interactions
 from gnn.nn.baselines import TIRG, ComposeAE
 from gnn.nn.model import GraphRetriever
@@ -26,6 +28,7 @@ from readers.progress import StartPhase
 GRAPH_SOURCES = {"graph_catalog": "catalog", "graph_predicted": "predicted", "graph_caption": "caption"}
 LEARNED = {"tirg", "composeae", *GRAPH_SOURCES}
 Log = Callable[[str], None]
+EncodeTexts = Callable[[Sequence[str]], np.ndarray]
 
 
 def model_config(name: str, base: ExperimentConfig) -> ExperimentConfig:
@@ -78,17 +81,31 @@ def fit_model(
     log: Log = print,
     start_phase: StartPhase | None = None,
     truth: TruthMap | None = None,
+    encode_texts: EncodeTexts | None = None,
 ) -> ModelRun:
     """Train, or reuse a checkpoint made with the same config and data.
 
     Graph models train with simulated interactions (``config.simulation``) built from ``truth``, the
-    catalog attributes of each image; the returned run's graph is ``g`` itself, without them.
+    catalog attributes of each image; the returned run's graph is ``g`` itself, without them. They also
+    train with captions in many phrasings (``config.phrasing``), whose texts ``encode_texts`` featurises
+    (with the encoder the graph's caption features came from); without it they train on the graph's own
+    captions, and the config they are saved with says so.
     """
+    if name in GRAPH_SOURCES and config.phrasing.enabled and (encode_texts is None or not g.caption_mentions()):
+        why = "no text encoder given" if encode_texts is None else "the graph keeps no caption roles"
+        log(f"{name}: training on the graph's own captions only ({why})")
+        config = dataclasses.replace(config, phrasing=dataclasses.replace(config.phrasing, enabled=False))
     data = data_fingerprint(g)
     simulate = name in GRAPH_SOURCES and config.simulation.enabled
     config_key = config.training_key()
     if name not in GRAPH_SOURCES:  # baselines have no interaction relations: their checkpoints stay valid
         config_key.pop("simulation")
+        config_key.pop("phrasing")
+    bank = None
+    if name in GRAPH_SOURCES and config.phrasing.enabled:
+        rows = g.queries["train"].with_targets().caption.tolist() if "train" in g.queries else []
+        bank = PhrasingBank(g, rows, config.phrasing, start_phase=start_phase)
+        data = {**data, "phrasings": bank.fingerprint()}  # the renderings and their parses decide the model too
     key = fingerprint(name, config_key, data)
     path = checkpoints / f"{name}-{key}.pt"
     model = make_model(name, g, config)
@@ -109,6 +126,11 @@ def fit_model(
                      "liked_queries": len(liked) if liked is not None else 0}
         shown = ", ".join(sim.tagged_attributes[:10]) + (" ..." if len(sim.tagged_attributes) > 10 else "")
         log(f"{name}: simulated interactions {sim.counts}; {len(sim.tagged_attributes)} attributes tagged ({shown})")
+    phrased = {}
+    if bank is not None:
+        bank.featurise(encode_texts)
+        phrased = {"captions": bank.captions, "texts": len(bank)}
+        log(f"{name}: {bank.captions:,} training captions in {len(bank):,} phrased texts")
     result = train_retriever(
         model,
         train_graph,
@@ -121,10 +143,12 @@ def fit_model(
         ),
         extra=liked,
         extra_per_batch=config.simulation.liked_per_batch,
+        phrasings=bank,
     )
     meta = {
         "data": data,
         "simulated": simulated,
+        "phrasings": phrased,
         "best_epoch": result.best_epoch,
         "best_val_id_r10": result.best_val_id_r10,
         "history": [dataclasses.asdict(h) for h in result.history],

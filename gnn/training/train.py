@@ -20,6 +20,7 @@ from torch import nn
 
 from gnn.config import TrainConfig
 from gnn.data.graph import GraphTensors, QuerySet
+from gnn.data.phrasings import PhrasingBank
 from gnn.nn.losses import link_prediction_loss
 from gnn.training.evaluation import evaluate, retriever_scorer
 from readers.progress import StartPhase
@@ -65,10 +66,12 @@ def train_retriever(
     extra: QuerySet | None = None,
     extra_per_batch: int = 0,
     start_phase: StartPhase | None = None,
+    phrasings: PhrasingBank | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``g``'s training queries. ``extra_per_batch`` queries drawn from ``extra`` (the
-    ones with simulated likes, too few to matter in the shuffle) join every batch. ``start_phase(name,
-    total)`` returns a function advanced once per batch (a progress bar)."""
+    ones with simulated likes, too few to matter in the shuffle) join every batch. ``phrasings``: the
+    batch's own queries take captions drawn from it (another phrasing, or no MENTIONS), per batch.
+    ``start_phase(name, total)`` returns a function advanced once per batch (a progress bar)."""
     generator = seed_everything(config.seed)
     train = g.queries["train"].with_targets()
     val = g.queries["val"].with_targets(config.max_val_queries, config.seed) if "val" in g.queries else None
@@ -87,6 +90,7 @@ def train_retriever(
         for b in range(steps):
             rows = order[b * config.batch_size : (b + 1) * config.batch_size]
             cand, cap, tgt = train.candidate[rows], train.caption[rows], train.target[rows]
+            own = cap
             if extra is not None and extra_per_batch > 0:
                 pick = torch.randperm(len(extra), generator=generator)[:extra_per_batch]
                 cand = torch.cat([cand, extra.candidate[pick]])
@@ -94,6 +98,8 @@ def train_retriever(
                 tgt = torch.cat([tgt, extra.target[pick]])
             # Only the batch's captions (and any that speak to other nodes) are encoded.
             sub, cap = g.restrict_captions(cap)
+            if phrasings is not None:
+                sub = phrasings.apply(sub, cap[: len(own)], own, generator)
             state = model.encode(sub)
             composed, phi = model.compose(state, sub, cand, cap)
             link = link_prediction_loss(

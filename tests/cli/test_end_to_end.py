@@ -81,6 +81,9 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     texts, _, _ = empty_graph.execute_query("MATCH (c:Caption {id: $id}) RETURN c.text AS t",
                                             id=stored["query_id"])
     assert texts[0]["t"] == hostile
+    # Nothing in it is a change: answered by looks (rule 3), and every result says so.
+    assert stored["fallback"] == "looks" and stored["roles"]["confidence"] == 0.0
+    assert all("no change understood" in r["reasons"][0] for r in stored["results"])
     after_count, _, _ = empty_graph.execute_query("MATCH (n) RETURN count(n) AS n")
     assert after_count[0]["n"] == before[0]["n"] + 1  # the caption node, nothing deleted
 

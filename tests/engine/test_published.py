@@ -102,3 +102,19 @@ def test_a_refresh_gives_what_a_fresh_build_gives(published) -> None:
     np.testing.assert_array_equal(old.index.vector(image), old_vector)
     assert torch.equal(old.bundle.image_layers, old_layers)
     assert not np.allclose(old_vector, searcher.index.vector(image), atol=1e-5)
+
+
+def test_a_caption_with_nothing_understood_is_answered_by_looks(published) -> None:
+    ws, _, export, feats = published
+    loaded = load_published(ws)
+    caption = next(c for c in export.captions if c.split == "test")
+    vague = loaded.searcher.search(caption.candidate, "something similar", k=5)
+    assert vague.fallback == "looks" and vague.roles.unsure
+    # ... ranked as image search ranks: the candidate's nearest images by image features, itself left out
+    ids = [r.id for r in export.images]
+    unit = feats["Image"] / np.linalg.norm(feats["Image"], axis=1, keepdims=True)
+    scores = unit @ unit[ids.index(caption.candidate)]
+    expected = [ids[r] for r in np.argsort(-scores) if ids[r] != caption.candidate][:5]
+    assert [i for i, _ in vague.hits] == expected
+    understood = loaded.searcher.search(caption.candidate, caption.text, k=5)
+    assert understood.fallback == "" and not understood.roles.unsure

@@ -41,6 +41,16 @@ def test_without_a_tagger_only_known_attributes_come_back():
     assert [e.phrase for e in extractor.extract("it has a halter neck", {"halter neck"})] == ["halter neck"]
 
 
+def test_a_negated_attribute_is_not_extracted():
+    extractor = AttributeExtractor(("sleeveless", "long sleeves", "collar", "red"))
+    assert extractor.extract("it is not sleeveless") == []
+    text = "it isn't sleeveless, it has long sleeves"
+    at = text.index("long")
+    assert extractor.extract(text) == [Extracted("long sleeves", at, at + 12, "known", 1.0)]
+    assert [e.phrase for e in extractor.extract("red, without a collar")] == ["red"]
+    assert [e.phrase for e in extractor.extract("it is sleeveless")] == ["sleeveless"]
+
+
 def test_load_of_an_empty_folder_says_what_is_missing(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="no attribute extractor"):
         AttributeExtractor.load(tmp_path)

@@ -155,6 +155,8 @@ PixelColour = Annotated[bool, typer.Option("--pixel-colour/--cnn-only", help=(
     "the predictor before pixel colour)."))]
 Calibrate = Annotated[bool, typer.Option("--calibrate/--no-calibrate", help=(
     "Temperature-scale each kind's confidences on the val images."))]
+PerKind = Annotated[bool, typer.Option("--per-kind-stopping/--shared-stopping", help=(
+    "Each kind's weights from the epoch of its own lowest val loss (--shared-stopping: one epoch for all)."))]
 
 
 @app.command()
@@ -168,11 +170,12 @@ def train(
     ] = AttributeDefaults.hidden,
     pixel_colour: PixelColour = AttributeDefaults.pixel_colour,
     calibrate: Calibrate = AttributeDefaults.calibrate,
+    per_kind_stopping: PerKind = AttributeDefaults.per_kind_stopping,
     report: Annotated[Path | None, typer.Option("--report", help=(
-        "Folder for a report (JSON, Markdown, reliability diagram); with --compare, the CNN-only "
-        "uncalibrated predictor is trained too and reported beside it."))] = None,
-    compare: Annotated[bool, typer.Option("--compare", help="Also train the CNN-only predictor for the report.")]
-    = False,
+        "Folder for a report (JSON, Markdown, reliability diagram)."))] = None,
+    compare: Annotated[bool, typer.Option("--compare", help=(
+        "Also train the predictor as it was before pixel colour (--cnn-only --no-calibrate --shared-stopping) "
+        "and report the two side by side."))] = False,
     checkpoint: Checkpoint = None,
     image_encoder: ImageModel = DEFAULT_IMAGE_ENCODER,
     uri: Uri = None,
@@ -184,7 +187,7 @@ def train(
 
     data = read_attribute_data(uri, user, data_dir, image_encoder, pixel_colour=pixel_colour or compare)
     config = AttributeConfig(epochs=epochs, seed=seed, hidden=hidden, pixel_colour=pixel_colour,
-                             calibrate=calibrate)
+                             calibrate=calibrate, per_kind_stopping=per_kind_stopping)
 
     def log(e) -> None:
         if e.epoch == 1 or e.epoch % 10 == 0:
@@ -209,7 +212,8 @@ def train(
     )
     runs = [("this predictor", model, features)]
     if compare:
-        old = AttributeConfig(epochs=epochs, seed=seed, hidden=hidden, pixel_colour=False, calibrate=False)
+        old = AttributeConfig(epochs=epochs, seed=seed, hidden=hidden, pixel_colour=False, calibrate=False,
+                              per_kind_stopping=False)
         old_features, old_inputs = input_features(data, False)
         with console.status("training the CNN-only predictor for comparison ..."):
             runs.insert(0, ("CNN only, uncalibrated", fit_attributes(old_features, data.splits, data.labels, old,
@@ -270,7 +274,7 @@ def predict(
     model = AttributePredictor.load(path)
     data = read_attribute_data(uri, user, data_dir, image_encoder, pixel_colour=model.config.pixel_colour)
     features, inputs = input_features(data, model.config.pixel_colour)
-    expected = model.inputs or [("features", int(model.net.mean.shape[0]))]
+    expected = model.inputs or [("features", model.net.in_dim)]
     if [d for _, d in inputs] != [d for _, d in expected]:
         raise fail(f"{path} was trained on {expected}, this workspace gives {inputs} "
                    f"(--image-encoder {image_encoder}): train it again")

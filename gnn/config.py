@@ -35,6 +35,9 @@ class AttributeConfig:
     single_valued_share: float = 0.95
     min_count: int = 1  # train images a value needs to get an output unit
     pixel_colour: bool = True  # input: CNN + pixel colour features; False: the CNN features alone
+    # the kinds the pixel colour features feed (fused with the CNN's, in their own network); the other
+    # kinds read the CNN features alone, which gave them the same or better accuracy
+    pixel_colour_kinds: tuple[str, ...] = ("colour",)
     calibrate: bool = True  # one temperature per kind, fitted on the val images
     # each kind's weights from the epoch of its own lowest val loss (kinds learn at different speeds:
     # colour overfits within a few epochs, article type keeps improving); False: one epoch for all

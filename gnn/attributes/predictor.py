@@ -257,24 +257,64 @@ def _targets(labels: Sequence[Labels], vocab: list[KindVocab]) -> tuple[torch.Te
 # --- the model -------------------------------------------------------------------------------------
 
 
-class AttributeNet(nn.Module):
-    """Standardised features -> (shared hidden layer) -> one logit per (kind, value)."""
+class _InputGroup(nn.Module):
+    """Some kinds' outputs from some columns of the features: standardise, (hidden layer), logits."""
 
-    def __init__(self, in_dim: int, units: int, hidden: int, dropout: float) -> None:
+    def __init__(self, columns: tuple[int, int], units: Sequence[int], hidden: int, dropout: float) -> None:
         super().__init__()
+        self.columns = (int(columns[0]), int(columns[1]))
+        width = self.columns[1] - self.columns[0]
         # Standardisation from the training images: L2-normalised 1280-d features have entries around
         # 0.03, too small a scale for Adam's default step to move the first layer at a useful speed.
-        self.register_buffer("mean", torch.zeros(in_dim))
-        self.register_buffer("std", torch.ones(in_dim))
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("std", torch.ones(width))
+        self.register_buffer("units", torch.as_tensor(list(units), dtype=torch.long))
         if hidden > 0:
             self.body: nn.Module = nn.Sequential(
-                nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, units)
+                nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, len(units))
             )
         else:
-            self.body = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, units))
+            self.body = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, len(units)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body((x - self.mean) / self.std)
+        lo, hi = self.columns
+        return self.body((x[:, lo:hi] - self.mean) / self.std)
+
+
+# An input group: the feature columns [lo, hi) it reads and the output units it gives.
+InputGroup = tuple[tuple[int, int], list[int]]
+
+
+class AttributeNet(nn.Module):
+    """Standardised features -> (shared hidden layer) -> one logit per (kind, value).
+
+    By default one group reads every column and gives every unit. With several groups each reads its
+    own columns (pixel colour features feed only the kinds they pay for) and gives its own kinds' units,
+    with its own hidden layer; the groups train together, on the same batches.
+    """
+
+    def __init__(self, in_dim: int, units: int, hidden: int, dropout: float,
+                 groups: Sequence[InputGroup] | None = None) -> None:
+        super().__init__()
+        self.in_dim, self.units = int(in_dim), int(units)
+        groups = list(groups) if groups else [((0, in_dim), list(range(units)))]
+        covered = sorted(u for _, us in groups for u in us)
+        if covered != list(range(units)) or any(lo < 0 or hi > in_dim or lo >= hi for (lo, hi), _ in groups):
+            raise ValueError(f"input groups must give every one of {units} units once, from columns within "
+                             f"0..{in_dim}: {[(c, len(u)) for c, u in groups]}")
+        self.groups = nn.ModuleList(_InputGroup(c, us, hidden, dropout) for c, us in groups)
+        self._whole = len(groups) == 1 and groups[0][1] == list(range(units))
+
+    def layout(self) -> list[InputGroup]:
+        return [(g.columns, g.units.tolist()) for g in self.groups]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._whole:
+            return self.groups[0](x)
+        out = x.new_zeros(len(x), self.units)
+        for g in self.groups:
+            out = out.index_copy(1, g.units, g(x))
+        return out
 
 
 def _kind_losses(
@@ -455,7 +495,8 @@ class AttributePredictor:
                 "format": FORMAT,
                 "config": asdict(self.config),
                 "vocab": [asdict(kv) for kv in self.vocab],
-                "in_dim": int(self.net.mean.shape[0]),
+                "in_dim": self.net.in_dim,
+                "groups": [[list(c), u] for c, u in self.net.layout()],
                 "state_dict": _state(self.net),
                 # one state per epoch, however many kinds stopped at it
                 "epoch_state_dicts": {
@@ -473,12 +514,19 @@ class AttributePredictor:
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise ValueError(f"{path}: not a tailor attribute classifier ({FORMAT})")
         # A classifier saved before pixel colour and calibration existed had neither.
-        config = AttributeConfig(**{"pixel_colour": False, "calibrate": False, "per_kind_stopping": False,
-                                    **blob["config"]})
+        saved = {**blob["config"]}
+        if "pixel_colour_kinds" in saved:
+            saved["pixel_colour_kinds"] = tuple(saved["pixel_colour_kinds"])
+        config = AttributeConfig(**{"pixel_colour": False, "calibrate": False, "per_kind_stopping": False, **saved})
         vocab = [KindVocab(**kv) for kv in blob["vocab"]]
         units = vocab[-1].stop if vocab else 0
+        groups = [((int(c[0]), int(c[1])), [int(x) for x in u]) for c, u in blob.get("groups") or []] or None
+
         def build(state: dict[str, torch.Tensor]) -> AttributeNet:
-            net = AttributeNet(blob["in_dim"], units, config.hidden, config.dropout)
+            net = AttributeNet(blob["in_dim"], units, config.hidden, config.dropout, groups)
+            if "mean" in state:  # saved before input groups: one network, every column, every unit
+                state = {f"groups.0.{k}": v for k, v in state.items()}
+                state["groups.0.units"] = torch.arange(units)
             net.load_state_dict(state)
             return net.eval()
 
@@ -527,15 +575,31 @@ def fit_attributes(
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    try:
-        model = _fit(features, splits, labels, config, on_epoch, schedule)
-    finally:
-        torch.set_num_threads(before)
     parts = [(str(n), int(d)) for n, d in inputs] if inputs else [("features", int(np.shape(features)[1]))]
     if sum(d for _, d in parts) != int(np.shape(features)[1]):
         raise ValueError(f"inputs {parts} do not add up to the {np.shape(features)[1]}-d features")
+    config = config or AttributeConfig()
+    # The first part is the CNN's; the parts after it (pixel colour) feed only the kinds they pay for.
+    narrow = (0, parts[0][1]) if config.pixel_colour and len(parts) > 1 else None
+    try:
+        model = _fit(features, splits, labels, config, on_epoch, schedule, narrow)
+    finally:
+        torch.set_num_threads(before)
     model.meta["inputs"] = [list(p) for p in parts]
     return model
+
+
+def _input_groups(
+    vocab: list[KindVocab], in_dim: int, narrow: tuple[int, int] | None, wide_kinds: Collection[str]
+) -> list[InputGroup] | None:
+    """With ``narrow`` (the CNN's columns), kinds outside ``wide_kinds`` read only those; the others read
+    every column. None: one group for all."""
+    if narrow is None:
+        return None
+    wide = [u for kv in vocab if kv.kind in wide_kinds for u in range(kv.offset, kv.stop)]
+    rest = [u for kv in vocab if kv.kind not in wide_kinds for u in range(kv.offset, kv.stop)]
+    groups = [g for g in (((0, in_dim), wide), (tuple(narrow), rest)) if g[1]]
+    return groups  # type: ignore[return-value]
 
 
 def _fit(
@@ -545,6 +609,7 @@ def _fit(
     config: AttributeConfig | None,
     on_epoch: Callable[[EpochLog], None] | None,
     schedule: tuple[int, Mapping[str, int]] | None = None,
+    narrow: tuple[int, int] | None = None,
 ) -> AttributePredictor:
     config = config or AttributeConfig()
     features = np.asarray(features, dtype=np.float32)
@@ -566,9 +631,12 @@ def _fit(
     x_val = torch.from_numpy(features[val_rows])
     t_val, h_val = _targets([labels[i] for i in val_rows], vocab)
 
-    net = AttributeNet(features.shape[1], vocab[-1].stop, config.hidden, config.dropout)
-    net.mean.copy_(x_train.mean(dim=0))
-    net.std.copy_(x_train.std(dim=0, unbiased=False).clamp_min(1e-6))
+    groups = _input_groups(vocab, features.shape[1], narrow, config.pixel_colour_kinds)
+    net = AttributeNet(features.shape[1], vocab[-1].stop, config.hidden, config.dropout, groups)
+    for g in net.groups:
+        lo, hi = g.columns
+        g.mean.copy_(x_train[:, lo:hi].mean(dim=0))
+        g.std.copy_(x_train[:, lo:hi].std(dim=0, unbiased=False).clamp_min(1e-6))
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     history: list[EpochLog] = []
@@ -641,7 +709,7 @@ def _fit(
     for kind, e in kind_epoch.items():
         if e != best_epoch:
             if e not in by_epoch:
-                other = AttributeNet(features.shape[1], vocab[-1].stop, config.hidden, config.dropout)
+                other = AttributeNet(features.shape[1], vocab[-1].stop, config.hidden, config.dropout, groups)
                 other.load_state_dict(snapshots[e])
                 by_epoch[e] = other.eval()
             kind_nets[kind] = by_epoch[e]
@@ -704,7 +772,7 @@ def cross_fitted_predictions(
         fold_splits = list(splits)
         for i in held:
             fold_splits[i] = "held-out"  # never read by _fit
-        model = fit_attributes(features, fold_splits, labels, config, schedule=schedule)
+        model = fit_attributes(features, fold_splits, labels, config, schedule=schedule, inputs=full.inputs or None)
         for i, preds in zip(held, model.predict(features[held], min_confidence, top_k), strict=True):
             out[i] = preds
         if on_fold:

@@ -401,13 +401,19 @@ def test_a_classifier_saved_before_pixel_colour_loads_as_cnn_only(tmp_path: Path
     for name in ("pixel_colour", "calibrate"):
         del blob["config"][name]
     blob["meta"].pop("temperatures")
+    for key in ("groups", "epoch_state_dicts"):
+        blob.pop(key)
+    blob["meta"].pop("kind_epochs")
+    # the network's parameters as they were named before input groups
+    blob["state_dict"] = {k.removeprefix("groups.0."): v for k, v in blob["state_dict"].items()
+                          if k != "groups.0.units"}
     torch.save(blob, path)
     old = AttributePredictor.load(path)
     assert old.config.pixel_colour is False and old.config.calibrate is False
     assert old.temperatures == {}
     feats, _, _ = data
-    np.testing.assert_allclose(old.probabilities(feats[:5]), model.probabilities(feats[:5], calibrated=False),
-                               atol=1e-6)
+    expected = model.net(torch.from_numpy(feats[:5])).detach()  # the main network, every kind
+    np.testing.assert_allclose(old.logits(torch.from_numpy(feats[:5])).numpy(), expected.numpy(), atol=1e-6)
 
 
 def test_each_kind_stops_at_its_own_best_epoch() -> None:
@@ -434,3 +440,27 @@ def test_each_kind_stops_at_its_own_best_epoch() -> None:
     assert len(fixed.meta["history"]) == max(model.kind_epochs.values())
     cross = cross_fitted_predictions(feats, splits, labels, model, folds=2, min_confidence=0.0)
     assert len(cross) == len(feats) and all(cross[i] for i in range(len(feats)))
+
+
+def test_pixel_colour_features_feed_only_the_colour_kind() -> None:
+    """Inputs in two parts (CNN, pixel colour): the colour kind reads both, every other kind the CNN part
+    alone, so noise in the pixel part moves colour and nothing else."""
+    feats, splits, labels = synthetic(n=400)
+    rng = np.random.default_rng(1)
+    extra = rng.normal(size=(len(feats), 6)).astype(np.float32)
+    both = np.concatenate([feats, extra], axis=1)
+    config = AttributeConfig(**{**FAST, "epochs": 6})
+    model = fit_attributes(both, splits, labels, config, inputs=[("cnn", feats.shape[1]), ("pixels", 6)])
+    assert model.inputs == [("cnn", feats.shape[1]), ("pixels", 6)]
+    assert [(c, len(u)) for c, u in model.net.layout()] == [
+        ((0, both.shape[1]), len(KINDS["colour"])),
+        ((0, feats.shape[1]), len(KINDS["article_type"]) + len(KINDS["gender"]))]
+    moved = both.copy()
+    moved[:, -6:] += 5.0
+    delta = np.abs(model.probabilities(moved) - model.probabilities(both))
+    for kv in model.vocab:
+        changed = delta[:, kv.offset : kv.stop].max()
+        assert (changed > 1e-3) if kv.kind == "colour" else (changed == 0.0), kv.kind
+    single = fit_attributes(both, splits, labels, AttributeConfig(**{**FAST, "epochs": 6, "pixel_colour": False}),
+                            inputs=[("cnn", feats.shape[1]), ("pixels", 6)])
+    assert len(single.net.layout()) == 1

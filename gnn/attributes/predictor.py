@@ -677,22 +677,24 @@ def _fit(
                 snapshots[epoch] = copy.deepcopy(net.state_dict())
             continue
         if early:
-            improved = False
+            # The run's length follows the mean val loss (patience as before); within it each kind keeps
+            # the weights of its own best epoch. (Letting any kind's improvement extend the run kept
+            # near-perfect kinds creeping down for 60+ epochs.)
+            chosen = False
             if val_loss < best_loss:
-                best_loss, best_epoch, improved = val_loss, epoch, True
+                best_loss, best_epoch, stale, chosen = val_loss, epoch, 0, True
+            else:
+                stale += 1
             if per_kind:
                 for kv, loss in zip(vocab, kind_loss, strict=True):
                     if loss is not None and loss < kind_best[kv.kind][0]:
-                        kind_best[kv.kind], improved = (loss, epoch), True
-            if improved:
+                        kind_best[kv.kind], chosen = (loss, epoch), True
+            if chosen:
                 snapshots[epoch] = copy.deepcopy(net.state_dict())
                 wanted = {best_epoch} | {e for _, e in kind_best.values()}
                 snapshots = {e: w for e, w in snapshots.items() if e in wanted}
-                stale = 0
-            else:
-                stale += 1
-                if stale >= config.patience:  # type: ignore[operator]
-                    break
+            if stale >= config.patience:  # type: ignore[operator]
+                break
     if schedule is not None:
         best_epoch = schedule[0]
         kind_epoch = dict(schedule[1]) if per_kind else {}

@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--thresholds", default=",".join(str(t) for t in DEFAULT_THRESHOLDS))
     parser.add_argument("--synthetic", action="store_true", help="no server: synthetic features")
+    parser.add_argument("--cnn-only", action="store_true",
+                        help="the predictor before pixel colour: CNN features, uncalibrated, one stopping epoch")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     thresholds = [float(t) for t in args.thresholds.split(",")]
@@ -81,9 +83,10 @@ def main() -> None:
         data = synthetic_data()
         source = "synthetic"
     else:
-        from cli.attributes import read_attribute_data
+        from cli.attributes import input_features, read_attribute_data
 
-        data = read_attribute_data(None, None, None, "efficientnet-lite0")
+        data = read_attribute_data(None, None, None, "efficientnet-lite0", pixel_colour=not args.cnn_only)
+        data.features, _ = input_features(data, not args.cnn_only)
         source = "graph"
     count = {s: data.splits.count(s) for s in ("train", "val", "test")}
     console.print(f"{source}: {len(data.ids):,} images ({count}), features {data.features.shape[1]}-d")
@@ -94,7 +97,8 @@ def main() -> None:
         info: dict[str, tuple[str, int, int, float]] = {}
         tables_test, tables_all, epochs, secs = [], [], [], []
         for seed in seeds:
-            config = AttributeConfig(hidden=hidden, epochs=args.epochs, seed=seed)
+            old = {"pixel_colour": False, "calibrate": False, "per_kind_stopping": False} if args.cnn_only else {}
+            config = AttributeConfig(hidden=hidden, epochs=args.epochs, seed=seed, **old)
             start = time.perf_counter()
             model = fit_attributes(data.features, data.splits, data.labels, config)
             elapsed = time.perf_counter() - start

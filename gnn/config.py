@@ -10,13 +10,42 @@ from typing import Any
 from readers.graph_records import INTERACTION_TYPES, NODE_KINDS
 
 __all__ = [
-    "NODE_KINDS", "EvalConfig", "ExperimentConfig", "FeatureConfig", "GraphConfig", "ModelConfig", "PhrasingConfig",
-    "SimulationConfig", "TrainConfig",
+    "NODE_KINDS", "AttributeConfig", "EvalConfig", "ExperimentConfig", "FeatureConfig", "GraphConfig", "ModelConfig",
+    "PhrasingConfig", "SimulationConfig", "TrainConfig",
 ]
 
 
 # Confidence thresholds at which predicted-attribute edges are counted (the paper's Table 5 rows).
 PREDICTED_EDGE_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+@dataclass
+class AttributeConfig:
+    """The attribute classifier (``gnn.attributes.predictor``, whose docstring says why each choice)."""
+
+    hidden: int = 512  # shared hidden layer; 0 = linear heads straight on the features
+    dropout: float = 0.3
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 200  # upper bound; early stopping on the val loss usually ends far sooner
+    patience: int | None = 15  # epochs without a better val loss before stopping; None: run all epochs
+    batch_size: int = 256
+    seed: int = 0
+    mode: str = "auto"  # auto | softmax | sigmoid (see the module docstring)
+    single_valued_share: float = 0.95
+    min_count: int = 1  # train images a value needs to get an output unit
+    pixel_colour: bool = True  # input: CNN + pixel colour features; False: the CNN features alone
+    # the kinds the pixel colour features feed (fused with the CNN's, in their own network); the other
+    # kinds read the CNN features alone, which gave them the same or better accuracy
+    pixel_colour_kinds: tuple[str, ...] = ("colour",)
+    calibrate: bool = True  # one temperature per kind, fitted on the val images
+    # each kind's weights from the epoch of its own lowest val loss (kinds learn at different speeds:
+    # colour overfits within a few epochs, article type keeps improving); False: one epoch for all
+    per_kind_stopping: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "softmax", "sigmoid"):
+            raise ValueError(f"mode must be auto, softmax or sigmoid, not {self.mode!r}")
 
 
 @dataclass
@@ -42,6 +71,9 @@ class GraphConfig:
     caption_to_attribute: bool = False  # MENTIONS: caption -> attribute
     interactions: tuple[str, ...] = INTERACTION_TYPES
     min_confidence: float = 0.0
+    # Messages are weighted means by the edges' weights (a predicted attribute's confidence, 1 for every
+    # other edge); False: every edge weighs 1 (how graphs were read before predicted edges had weights).
+    edge_weights: bool = True
 
 
 @dataclass
@@ -180,7 +212,8 @@ class ExperimentConfig:
 
         return cls(
             features=build(FeatureConfig, data.get("features", {})),
-            graph=build(GraphConfig, data.get("graph", {})),
+            # Checkpoints from before edges had weights read every edge as 1.
+            graph=build(GraphConfig, {"edge_weights": False, **data.get("graph", {})}),
             model=build(ModelConfig, data.get("model", {})),
             train=build(TrainConfig, data.get("train", {})),
             # Checkpoints from before simulated interactions existed trained without them.

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from neo4j import Driver
 
+from graphdb.predicted import PREDICTED
 from readers.graph_records import (
     INTERACTION_TYPES,
     LIKED_WITH,
@@ -37,7 +38,7 @@ _ATTRIBUTES = "MATCH (a:Attribute) RETURN a.name AS name, coalesce(a.kind, 'unkn
 _HAS_ATTRIBUTE = """
 MATCH (i:Image)-[r:HAS_ATTRIBUTE]->(a:Attribute)
 WHERE r.confidence IS NULL OR r.confidence >= $min_confidence
-RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source
+RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source, r.confidence AS confidence
 """
 _MODIFIES = "MATCH (c:Caption)-[:MODIFIES]->(i:Image) RETURN c.id AS src, i.id AS dst"
 _MENTIONS = "MATCH (c:Caption)-[m:MENTIONS]->(a:Attribute) RETURN c.id AS src, a.name AS dst, coalesce(m.role, 'mentioned') AS role"
@@ -71,6 +72,15 @@ def _set_pairs(rows):
                 yield a, b, r["who"]
 
 
+def _attribute_edge(r) -> TypedEdge:
+    """A HAS_ATTRIBUTE row as an edge. A predicted edge weighs its confidence (the R-GCN's messages are
+    weighted means, so an uncertain prediction says less); every other source is a fact and weighs 1."""
+    weight = 1.0
+    if r["source"] == PREDICTED and r["confidence"] is not None:
+        weight = float(r["confidence"])
+    return TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"], weight)
+
+
 def _read_product_side(session, out: GraphExport, min_confidence: float) -> None:
     """Images, attributes, HAS_ATTRIBUTE and interaction edges: what both exports read."""
     for r in session.run(_IMAGES):
@@ -78,7 +88,7 @@ def _read_product_side(session, out: GraphExport, min_confidence: float) -> None
     for r in session.run(_ATTRIBUTES):
         out.attributes[r["name"]] = r["kind"]
     for r in session.run(_HAS_ATTRIBUTE, min_confidence=min_confidence):
-        out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"]))
+        out.edges.append(_attribute_edge(r))
     for r in session.run(_INTERACTIONS, types=_STORED_INTERACTIONS):
         out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
     out.edges.extend(liked_with_edges(_set_pairs(session.run(_LIKED_SETS))))
@@ -157,7 +167,7 @@ def export_base(driver: Driver, database: str | None = None) -> GraphExport:
 _DELTA_IMAGE_ATTRIBUTES = """
 UNWIND $ids AS id
 MATCH (i:Image {id: id})-[r:HAS_ATTRIBUTE]->(a:Attribute)
-RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source
+RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source, r.confidence AS confidence
 """
 _DELTA_INTERACTIONS = """
 CALL () {
@@ -238,9 +248,7 @@ def update_base(
             out.edges.append(e)
         if images:
             for r in session.run(_DELTA_IMAGE_ATTRIBUTES, ids=sorted(images)):
-                out.edges.append(
-                    TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"])
-                )
+                out.edges.append(_attribute_edge(r))
         # One row per relationship (UNION: an edge between two changed nodes is found from both ends);
         # two people's equal tags stay two edges, as in a full export.
         rows = session.run(_DELTA_INTERACTIONS, images=sorted(images), captions=sorted(captions),

@@ -74,13 +74,17 @@ class CaptionRow:
 @dataclass
 class TypedEdge:
     """An edge between two nodes given by (kind, id); ``relation`` names its R-GCN relation type
-    (``HAS_ATTRIBUTE:<source>``, ``MENTIONS:<role>``, ``MODIFIES`` or an interaction type)."""
+    (``HAS_ATTRIBUTE:<source>``, ``MENTIONS:<role>``, ``MODIFIES`` or an interaction type).
+
+    ``weight`` is the edge's share in its relation's weighted mean of messages: the confidence of a
+    predicted attribute, 1 for every edge that is simply there."""
 
     relation: str
     src_kind: str
     src: str
     dst_kind: str
     dst: str
+    weight: float = 1.0
 
 
 @dataclass

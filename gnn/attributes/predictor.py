@@ -28,8 +28,21 @@ Choices, and why:
   each kind predicts it on its own; a written edge takes the highest confidence (see :func:`merge_by_name`).
   Where that makes an image look as if it had two values of one kind, :func:`catalog_labels` resolves it.
 
-Saved atomically (temp file + rename, like ``gnn.checkpoint``) with its config, weights, label vocabulary
-and training history, so a saved predictor reproduces its predictions.
+- **Pixel colour fused with the CNN** (``pixel_colour``): pooled EfficientNet-Lite0 features keep little of
+  a garment's colour (52% top-1 on held-out colours), so the input is the CNN features followed by the
+  garment's pixel colour features (:mod:`gnn.attributes.colour`); one standardisation covers both. The
+  caller builds that input (``meta["inputs"]`` names its parts); ``pixel_colour=False`` is the CNN-only
+  predictor, kept for comparison.
+- **Calibrated confidences** (``calibrate``): a network trained to a low training loss is over-confident on
+  new images. One temperature per kind divides its logits, fitted on the val images (never trained on) by
+  their log-loss (Guo et al. 2017, temperature scaling); the top-1 prediction does not change, its
+  confidence becomes a probability one can weigh an edge by (:func:`reliability` measures it).
+- **Several predictions per kind** (``predict(top_k=...)``): the graph gets each kind's ``top_k`` values
+  with their confidence as edge weights, so a colour the network is unsure between two values of is linked
+  to both, each by its probability, instead of one thresholded guess.
+
+Saved atomically (temp file + rename, like ``gnn.checkpoint``) with its config, weights, label vocabulary,
+temperatures and training history, so a saved predictor reproduces its predictions.
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ from torch import nn
 
 from gnn.checkpoint import atomic_save, fingerprint
 from gnn.config import PREDICTED_EDGE_THRESHOLDS as DEFAULT_THRESHOLDS
+from gnn.config import AttributeConfig
 
 FORMAT = "tailor.attributes/1"
 
@@ -60,25 +74,6 @@ class Prediction(NamedTuple):
     name: str
     kind: str
     confidence: float
-
-
-@dataclass
-class AttributeConfig:
-    hidden: int = 512  # shared hidden layer; 0 = linear heads straight on the features
-    dropout: float = 0.3
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    epochs: int = 200  # upper bound; early stopping on the val loss usually ends far sooner
-    patience: int | None = 15  # epochs without a better val loss before stopping; None: run all epochs
-    batch_size: int = 256
-    seed: int = 0
-    mode: str = "auto"  # auto | softmax | sigmoid (see the module docstring)
-    single_valued_share: float = 0.95
-    min_count: int = 1  # train images a value needs to get an output unit
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("auto", "softmax", "sigmoid"):
-            raise ValueError(f"mode must be auto, softmax or sigmoid, not {self.mode!r}")
 
 
 @dataclass
@@ -102,6 +97,7 @@ class EpochLog:
     val_loss: float
     val_accuracy: float  # mean over kinds of top-1 accuracy on val images
     seconds: float
+    val_loss_by_kind: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +108,8 @@ class KindAccuracy:
     images: int  # evaluated images that have the kind
     correct: int  # top-1 prediction among the image's values
     majority: int  # correct answers of "always the most common training value"
+    correct_top3: int = 0  # one of the three most probable values among the image's values
+    family: int | None = None  # top-1 in the family of one of the image's values (kinds with families)
 
     @property
     def accuracy(self) -> float:
@@ -120,6 +118,42 @@ class KindAccuracy:
     @property
     def majority_accuracy(self) -> float:
         return self.majority / self.images if self.images else 0.0
+
+    @property
+    def top3_accuracy(self) -> float:
+        return self.correct_top3 / self.images if self.images else 0.0
+
+    @property
+    def family_accuracy(self) -> float | None:
+        return None if self.family is None else (self.family / self.images if self.images else 0.0)
+
+
+@dataclass
+class ReliabilityBin:
+    """Top-1 predictions whose confidence fell in ``[low, high)``: how sure they were and how often right."""
+
+    low: float
+    high: float
+    count: int
+    confidence: float  # mean top-1 confidence in the bin
+    accuracy: float  # share of the bin's top-1 predictions that were right
+
+
+@dataclass
+class Reliability:
+    kind: str
+    calibrated: bool
+    bins: list[ReliabilityBin]
+
+    @property
+    def images(self) -> int:
+        return sum(b.count for b in self.bins)
+
+    @property
+    def expected_calibration_error(self) -> float:
+        """Mean |accuracy - confidence| over bins, weighted by their share of the images (ECE)."""
+        n = self.images
+        return sum(b.count * abs(b.accuracy - b.confidence) for b in self.bins) / n if n else 0.0
 
 
 @dataclass
@@ -223,48 +257,127 @@ def _targets(labels: Sequence[Labels], vocab: list[KindVocab]) -> tuple[torch.Te
 # --- the model -------------------------------------------------------------------------------------
 
 
-class AttributeNet(nn.Module):
-    """Standardised features -> (shared hidden layer) -> one logit per (kind, value)."""
+class _InputGroup(nn.Module):
+    """Some kinds' outputs from some columns of the features: standardise, (hidden layer), logits."""
 
-    def __init__(self, in_dim: int, units: int, hidden: int, dropout: float) -> None:
+    def __init__(self, columns: tuple[int, int], units: Sequence[int], hidden: int, dropout: float) -> None:
         super().__init__()
+        self.columns = (int(columns[0]), int(columns[1]))
+        width = self.columns[1] - self.columns[0]
         # Standardisation from the training images: L2-normalised 1280-d features have entries around
         # 0.03, too small a scale for Adam's default step to move the first layer at a useful speed.
-        self.register_buffer("mean", torch.zeros(in_dim))
-        self.register_buffer("std", torch.ones(in_dim))
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("std", torch.ones(width))
+        self.register_buffer("units", torch.as_tensor(list(units), dtype=torch.long))
         if hidden > 0:
             self.body: nn.Module = nn.Sequential(
-                nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, units)
+                nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, len(units))
             )
         else:
-            self.body = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, units))
+            self.body = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, len(units)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body((x - self.mean) / self.std)
+        lo, hi = self.columns
+        return self.body((x[:, lo:hi] - self.mean) / self.std)
 
 
-def _loss(
+# An input group: the feature columns [lo, hi) it reads and the output units it gives.
+InputGroup = tuple[tuple[int, int], list[int]]
+
+
+class AttributeNet(nn.Module):
+    """Standardised features -> (shared hidden layer) -> one logit per (kind, value).
+
+    By default one group reads every column and gives every unit. With several groups each reads its
+    own columns (pixel colour features feed only the kinds they pay for) and gives its own kinds' units,
+    with its own hidden layer; the groups train together, on the same batches.
+    """
+
+    def __init__(self, in_dim: int, units: int, hidden: int, dropout: float,
+                 groups: Sequence[InputGroup] | None = None) -> None:
+        super().__init__()
+        self.in_dim, self.units = int(in_dim), int(units)
+        groups = list(groups) if groups else [((0, in_dim), list(range(units)))]
+        covered = sorted(u for _, us in groups for u in us)
+        if covered != list(range(units)) or any(lo < 0 or hi > in_dim or lo >= hi for (lo, hi), _ in groups):
+            raise ValueError(f"input groups must give every one of {units} units once, from columns within "
+                             f"0..{in_dim}: {[(c, len(u)) for c, u in groups]}")
+        self.groups = nn.ModuleList(_InputGroup(c, us, hidden, dropout) for c, us in groups)
+        self._whole = len(groups) == 1 and groups[0][1] == list(range(units))
+
+    def layout(self) -> list[InputGroup]:
+        return [(g.columns, g.units.tolist()) for g in self.groups]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._whole:
+            return self.groups[0](x)
+        out = x.new_zeros(len(x), self.units)
+        for g in self.groups:
+            out = out.index_copy(1, g.units, g(x))
+        return out
+
+
+def _kind_losses(
     logits: torch.Tensor, target: torch.Tensor, has: torch.Tensor, vocab: list[KindVocab]
-) -> torch.Tensor:
-    """Mean over kinds of each kind's mean loss over the images that have the kind."""
-    losses = []
+) -> list[torch.Tensor | None]:
+    """Per kind its mean loss over the images that have the kind (None: no image has it)."""
+    losses: list[torch.Tensor | None] = []
     for k, kv in enumerate(vocab):
         rows = has[:, k]
         if not bool(rows.any()):
+            losses.append(None)
             continue
         z, t = logits[rows, kv.offset : kv.stop], target[rows, kv.offset : kv.stop]
         if kv.mode == "softmax":
             losses.append(-(t * F.log_softmax(z, dim=1)).sum(dim=1).mean())
         else:
             losses.append(F.binary_cross_entropy_with_logits(z, t, reduction="none").sum(dim=1).mean())
+    return losses
+
+
+def _loss(
+    logits: torch.Tensor, target: torch.Tensor, has: torch.Tensor, vocab: list[KindVocab]
+) -> torch.Tensor:
+    """Mean over kinds of each kind's mean loss over the images that have the kind."""
+    losses = [x for x in _kind_losses(logits, target, has, vocab) if x is not None]
     return torch.stack(losses).mean() if losses else logits.sum() * 0.0
 
 
-def _probabilities(logits: torch.Tensor, vocab: list[KindVocab]) -> torch.Tensor:
+def _probabilities(
+    logits: torch.Tensor, vocab: list[KindVocab], temperatures: Mapping[str, float] | None = None
+) -> torch.Tensor:
     out = torch.empty_like(logits)
     for kv in vocab:
-        z = logits[:, kv.offset : kv.stop]
+        z = logits[:, kv.offset : kv.stop] / float((temperatures or {}).get(kv.kind, 1.0))
         out[:, kv.offset : kv.stop] = torch.softmax(z, dim=1) if kv.mode == "softmax" else torch.sigmoid(z)
+    return out
+
+
+# Temperatures tried per kind (log-spaced): a 1-d search is exact enough and cannot diverge.
+_TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(8.0), 121))
+
+
+def fit_temperatures(
+    logits: torch.Tensor, target: torch.Tensor, has: torch.Tensor, vocab: list[KindVocab]
+) -> dict[str, float]:
+    """Per kind the temperature that minimises the log-loss of ``logits`` (val images) on their targets;
+    1.0 for a kind no image has."""
+    out = {}
+    for k, kv in enumerate(vocab):
+        rows = has[:, k]
+        if not bool(rows.any()):
+            out[kv.kind] = 1.0
+            continue
+        z, t = logits[rows, kv.offset : kv.stop].double(), target[rows, kv.offset : kv.stop].double()
+        losses = []
+        for temperature in _TEMPERATURES:
+            scaled = z / float(temperature)
+            if kv.mode == "softmax":
+                loss = -(t * F.log_softmax(scaled, dim=1)).sum(dim=1).mean()
+            else:
+                loss = F.binary_cross_entropy_with_logits(scaled, t, reduction="none").sum(dim=1).mean()
+            losses.append(float(loss))
+        out[kv.kind] = float(_TEMPERATURES[int(np.argmin(losses))])
     return out
 
 
@@ -281,6 +394,8 @@ class AttributePredictor:
     vocab: list[KindVocab]
     net: AttributeNet
     meta: dict[str, Any] = field(default_factory=dict)  # history, best epoch, data counts, version
+    # Kinds whose outputs come from the weights of another epoch (per-kind early stopping): kind -> net.
+    kind_nets: dict[str, AttributeNet] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -298,29 +413,77 @@ class AttributePredictor:
         """(kind, name) of every output unit, in order."""
         return [(kv.kind, v) for kv in self.vocab for v in kv.values]
 
+    @property
+    def temperatures(self) -> dict[str, float]:
+        """Per kind the temperature its logits are divided by (1.0: uncalibrated)."""
+        return dict(self.meta.get("temperatures") or {})
+
+    @property
+    def inputs(self) -> list[tuple[str, int]]:
+        """The parts of the input features, in order: (feature name, width)."""
+        return [(str(n), int(d)) for n, d in self.meta.get("inputs") or []]
+
     @torch.inference_mode()
-    def probabilities(self, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """float32 [n, units]: per (kind, value) unit its probability (softmax within a kind, or sigmoid)."""
-        self.net.eval()
+    def probabilities(self, features: np.ndarray, batch_size: int = 4096, calibrated: bool = True) -> np.ndarray:
+        """float32 [n, units]: per (kind, value) unit its probability (softmax within a kind, or sigmoid),
+        with the kinds' temperatures unless ``calibrated`` is False."""
         x = np.asarray(features, dtype=np.float32)
         out = np.zeros((len(x), self.units), dtype=np.float32)
+        temperatures = self.temperatures if calibrated else None
         for start in range(0, len(x), batch_size):
-            logits = self.net(torch.from_numpy(x[start : start + batch_size]))
-            out[start : start + batch_size] = _probabilities(logits, self.vocab).numpy()
+            out[start : start + batch_size] = _probabilities(
+                self.logits(torch.from_numpy(x[start : start + batch_size])), self.vocab, temperatures
+            ).numpy()
         return out
 
-    def predict(self, features: np.ndarray, min_confidence: float = 0.05) -> list[list[Prediction]]:
-        """Per image, ``(name, kind, confidence)`` for every unit at or above ``min_confidence``, most
-        confident first. Images without features (zero rows) get an empty list."""
+    @torch.inference_mode()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """[n, units] logits: each kind's from the network of the epoch it stopped at."""
+        self.net.eval()
+        out = self.net(x)
+        by_net: dict[int, tuple[AttributeNet, list[KindVocab]]] = {}
+        for kv in self.vocab:
+            other = self.kind_nets.get(kv.kind)
+            if other is not None:
+                by_net.setdefault(id(other), (other, []))[1].append(kv)
+        for other, kinds in by_net.values():
+            other.eval()
+            theirs = other(x)
+            for kv in kinds:
+                out[:, kv.offset : kv.stop] = theirs[:, kv.offset : kv.stop]
+        return out
+
+    @property
+    def kind_epochs(self) -> dict[str, int]:
+        """Per kind the epoch whose weights give its outputs."""
+        return {kv.kind: int(self.meta.get("kind_epochs", {}).get(kv.kind, self.meta.get("best_epoch", 0)))
+                for kv in self.vocab}
+
+    def predict(
+        self, features: np.ndarray, min_confidence: float = 0.05, top_k: int | None = None
+    ) -> list[list[Prediction]]:
+        """Per image, ``(name, kind, confidence)`` for every unit at or above ``min_confidence`` (only each
+        kind's ``top_k`` most probable when given), most confident first. Images without features (zero
+        rows) get an empty list."""
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be at least 1, not {top_k}")
         probs = self.probabilities(features)
         labels = self.unit_labels()
         valid = _valid_rows(np.asarray(features))
+        keep = np.ones(probs.shape, dtype=bool)
+        if top_k is not None:
+            keep[:] = False
+            for kv in self.vocab:
+                block = probs[:, kv.offset : kv.stop]
+                k = min(top_k, block.shape[1])
+                best = np.argpartition(-block, k - 1, axis=1)[:, :k]
+                np.put_along_axis(keep[:, kv.offset : kv.stop], best, True, axis=1)
         out: list[list[Prediction]] = []
         for i, row in enumerate(probs):
             if not valid[i]:
                 out.append([])
                 continue
-            cols = np.flatnonzero(row >= min_confidence)
+            cols = np.flatnonzero((row >= min_confidence) & keep[i])
             cols = cols[np.argsort(-row[cols], kind="stable")]
             out.append([Prediction(labels[c][1], labels[c][0], float(row[c])) for c in cols])
         return out
@@ -332,8 +495,13 @@ class AttributePredictor:
                 "format": FORMAT,
                 "config": asdict(self.config),
                 "vocab": [asdict(kv) for kv in self.vocab],
-                "in_dim": int(self.net.mean.shape[0]),
-                "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                "in_dim": self.net.in_dim,
+                "groups": [[list(c), u] for c, u in self.net.layout()],
+                "state_dict": _state(self.net),
+                # one state per epoch, however many kinds stopped at it
+                "epoch_state_dicts": {
+                    str(self.kind_epochs[kind]): _state(net) for kind, net in self.kind_nets.items()
+                },
                 "meta": self.meta,
             },
             Path(path),
@@ -345,13 +513,31 @@ class AttributePredictor:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise ValueError(f"{path}: not a tailor attribute classifier ({FORMAT})")
-        config = AttributeConfig(**blob["config"])
+        # A classifier saved before pixel colour and calibration existed had neither.
+        saved = {**blob["config"]}
+        if "pixel_colour_kinds" in saved:
+            saved["pixel_colour_kinds"] = tuple(saved["pixel_colour_kinds"])
+        config = AttributeConfig(**{"pixel_colour": False, "calibrate": False, "per_kind_stopping": False, **saved})
         vocab = [KindVocab(**kv) for kv in blob["vocab"]]
         units = vocab[-1].stop if vocab else 0
-        net = AttributeNet(blob["in_dim"], units, config.hidden, config.dropout)
-        net.load_state_dict(blob["state_dict"])
-        net.eval()
-        return cls(config, vocab, net, blob["meta"])
+        groups = [((int(c[0]), int(c[1])), [int(x) for x in u]) for c, u in blob.get("groups") or []] or None
+
+        def build(state: dict[str, torch.Tensor]) -> AttributeNet:
+            net = AttributeNet(blob["in_dim"], units, config.hidden, config.dropout, groups)
+            if "mean" in state:  # saved before input groups: one network, every column, every unit
+                state = {f"groups.0.{k}": v for k, v in state.items()}
+                state["groups.0.units"] = torch.arange(units)
+            net.load_state_dict(state)
+            return net.eval()
+
+        by_epoch = {int(e): build(state) for e, state in (blob.get("epoch_state_dicts") or {}).items()}
+        kind_epochs = blob["meta"].get("kind_epochs") or {}
+        kind_nets = {kind: by_epoch[int(e)] for kind, e in kind_epochs.items() if int(e) in by_epoch}
+        return cls(config, vocab, build(blob["state_dict"]), blob["meta"], kind_nets)
+
+
+def _state(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
 
 # --- training --------------------------------------------------------------------------------------
@@ -369,11 +555,18 @@ def fit_attributes(
     on_epoch: Callable[[EpochLog], None] | None = None,
     *,
     threads: int | None = 1,
+    inputs: Sequence[tuple[str, int]] | None = None,
+    schedule: tuple[int, Mapping[str, int]] | None = None,
 ) -> AttributePredictor:
-    """Train on the ``train``-split rows; stop early on the ``val``-split loss (when there are val rows).
+    """Train on the ``train``-split rows; stop early on the ``val``-split loss (when there are val rows),
+    then fit each kind's temperature on the val rows (``config.calibrate``).
 
     ``features[i]``, ``splits[i]`` and ``labels[i]`` describe image ``i``. Rows of other splits are never
-    read for training (test rows not at all), so their labels cannot change the weights.
+    read for training (test rows not at all), so their labels cannot change the weights. ``inputs`` names
+    the parts of a feature row, (name, width) in order (kept in ``meta["inputs"]``; default: one part).
+    ``schedule`` = (epoch, {kind: epoch}) trains for fixed epochs instead of stopping on val: the network
+    of the first epoch, each listed kind's outputs from the weights of its epoch (cross-fitting uses the
+    full model's).
 
     ``threads``: torch intra-op threads while training (None: leave torch's setting). One by default: the
     network is small, and on a busy 2-core machine two threads spin-waiting on each other made an epoch
@@ -382,10 +575,31 @@ def fit_attributes(
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    parts = [(str(n), int(d)) for n, d in inputs] if inputs else [("features", int(np.shape(features)[1]))]
+    if sum(d for _, d in parts) != int(np.shape(features)[1]):
+        raise ValueError(f"inputs {parts} do not add up to the {np.shape(features)[1]}-d features")
+    config = config or AttributeConfig()
+    # The first part is the CNN's; the parts after it (pixel colour) feed only the kinds they pay for.
+    narrow = (0, parts[0][1]) if config.pixel_colour and len(parts) > 1 else None
     try:
-        return _fit(features, splits, labels, config, on_epoch)
+        model = _fit(features, splits, labels, config, on_epoch, schedule, narrow)
     finally:
         torch.set_num_threads(before)
+    model.meta["inputs"] = [list(p) for p in parts]
+    return model
+
+
+def _input_groups(
+    vocab: list[KindVocab], in_dim: int, narrow: tuple[int, int] | None, wide_kinds: Collection[str]
+) -> list[InputGroup] | None:
+    """With ``narrow`` (the CNN's columns), kinds outside ``wide_kinds`` read only those; the others read
+    every column. None: one group for all."""
+    if narrow is None:
+        return None
+    wide = [u for kv in vocab if kv.kind in wide_kinds for u in range(kv.offset, kv.stop)]
+    rest = [u for kv in vocab if kv.kind not in wide_kinds for u in range(kv.offset, kv.stop)]
+    groups = [g for g in (((0, in_dim), wide), (tuple(narrow), rest)) if g[1]]
+    return groups  # type: ignore[return-value]
 
 
 def _fit(
@@ -394,6 +608,8 @@ def _fit(
     labels: Sequence[Labels],
     config: AttributeConfig | None,
     on_epoch: Callable[[EpochLog], None] | None,
+    schedule: tuple[int, Mapping[str, int]] | None = None,
+    narrow: tuple[int, int] | None = None,
 ) -> AttributePredictor:
     config = config or AttributeConfig()
     features = np.asarray(features, dtype=np.float32)
@@ -415,15 +631,22 @@ def _fit(
     x_val = torch.from_numpy(features[val_rows])
     t_val, h_val = _targets([labels[i] for i in val_rows], vocab)
 
-    net = AttributeNet(features.shape[1], vocab[-1].stop, config.hidden, config.dropout)
-    net.mean.copy_(x_train.mean(dim=0))
-    net.std.copy_(x_train.std(dim=0, unbiased=False).clamp_min(1e-6))
+    groups = _input_groups(vocab, features.shape[1], narrow, config.pixel_colour_kinds)
+    net = AttributeNet(features.shape[1], vocab[-1].stop, config.hidden, config.dropout, groups)
+    for g in net.groups:
+        lo, hi = g.columns
+        g.mean.copy_(x_train[:, lo:hi].mean(dim=0))
+        g.std.copy_(x_train[:, lo:hi].std(dim=0, unbiased=False).clamp_min(1e-6))
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     history: list[EpochLog] = []
-    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
-    early = config.patience is not None and len(val_rows) > 0
-    for epoch in range(1, config.epochs + 1):
+    best_loss, best_epoch, stale = float("inf"), 0, 0
+    early = config.patience is not None and len(val_rows) > 0 and schedule is None
+    per_kind = config.per_kind_stopping and (early or schedule is not None)
+    kind_best = {kv.kind: (float("inf"), 0) for kv in vocab}  # kind -> (its lowest val loss, epoch)
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}  # epoch -> weights, for the epochs still chosen
+    epochs = config.epochs if schedule is None else max([schedule[0], *schedule[1].values()])
+    for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         net.train()
         order = torch.randperm(len(train_rows), generator=generator)
@@ -435,45 +658,87 @@ def _fit(
             loss.backward()
             optimizer.step()
             total, steps = total + loss.item(), steps + 1
-        val_loss, val_acc = float("nan"), float("nan")
+        val_loss, val_acc, kind_loss = float("nan"), float("nan"), [None] * len(vocab)
         if len(val_rows):
             net.eval()
             with torch.no_grad():
                 logits = net(x_val)
-                val_loss = _loss(logits, t_val, h_val, vocab).item()
+                kind_loss = [None if x is None else x.item() for x in _kind_losses(logits, t_val, h_val, vocab)]
+                known = [x for x in kind_loss if x is not None]
+                val_loss = float(np.mean(known)) if known else float("nan")
                 val_acc = float(np.mean([_top1(logits, t_val, h_val, k, kv) for k, kv in enumerate(vocab)]))
-        log = EpochLog(epoch, total / max(1, steps), val_loss, val_acc, time.perf_counter() - start)
+        log = EpochLog(epoch, total / max(1, steps), val_loss, val_acc, time.perf_counter() - start,
+                       {kv.kind: x for kv, x in zip(vocab, kind_loss, strict=True) if x is not None})
         history.append(log)
         if on_epoch:
             on_epoch(log)
+        if schedule is not None:  # fixed epochs (cross-fitting): keep the weights of the epochs asked for
+            if epoch == schedule[0] or epoch in schedule[1].values():
+                snapshots[epoch] = copy.deepcopy(net.state_dict())
+            continue
         if early:
+            # The run's length follows the mean val loss (patience as before); within it each kind keeps
+            # the weights of its own best epoch. (Letting any kind's improvement extend the run kept
+            # near-perfect kinds creeping down for 60+ epochs.)
+            chosen = False
             if val_loss < best_loss:
-                best_loss, best_epoch, stale = val_loss, epoch, 0
-                best_state = copy.deepcopy(net.state_dict())
+                best_loss, best_epoch, stale, chosen = val_loss, epoch, 0, True
             else:
                 stale += 1
-                if stale >= config.patience:  # type: ignore[operator]
-                    break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+            if per_kind:
+                for kv, loss in zip(vocab, kind_loss, strict=True):
+                    if loss is not None and loss < kind_best[kv.kind][0]:
+                        kind_best[kv.kind], chosen = (loss, epoch), True
+            if chosen:
+                snapshots[epoch] = copy.deepcopy(net.state_dict())
+                wanted = {best_epoch} | {e for _, e in kind_best.values()}
+                snapshots = {e: w for e, w in snapshots.items() if e in wanted}
+            if stale >= config.patience:  # type: ignore[operator]
+                break
+    if schedule is not None:
+        best_epoch = schedule[0]
+        kind_epoch = dict(schedule[1]) if per_kind else {}
+    elif early and best_epoch:
+        kind_epoch = {kind: e for kind, (_, e) in kind_best.items() if e} if per_kind else {}
     else:
-        best_epoch = len(history)
+        best_epoch, kind_epoch = len(history), {}
+        snapshots[best_epoch] = copy.deepcopy(net.state_dict())
+    kind_epoch = {kv.kind: kind_epoch.get(kv.kind, best_epoch) for kv in vocab}
+    net.load_state_dict(snapshots[best_epoch])
     net.eval()
+    kind_nets: dict[str, AttributeNet] = {}
+    by_epoch: dict[int, AttributeNet] = {}
+    for kind, e in kind_epoch.items():
+        if e != best_epoch:
+            if e not in by_epoch:
+                other = AttributeNet(features.shape[1], vocab[-1].stop, config.hidden, config.dropout, groups)
+                other.load_state_dict(snapshots[e])
+                by_epoch[e] = other.eval()
+            kind_nets[kind] = by_epoch[e]
+    model = AttributePredictor(config, vocab, net, {"best_epoch": best_epoch, "kind_epochs": kind_epoch},
+                               kind_nets)
+    temperatures = {kv.kind: 1.0 for kv in vocab}
+    if config.calibrate and len(val_rows):
+        with torch.no_grad():
+            temperatures = fit_temperatures(model.logits(x_val), t_val, h_val, vocab)
     data = {
         "train": len(train_rows),
         "val": len(val_rows),
         "units": vocab[-1].stop,
         "kinds": {kv.kind: len(kv.values) for kv in vocab},
     }
-    meta = {
+    model.meta.update({
         "best_epoch": best_epoch,
+        "kind_epochs": kind_epoch,
         "best_val_loss": best_loss if early else None,
         "history": [asdict(h) for h in history],
         "data": data,
         "majority": _majority([labels[i] for i in train_rows], vocab),
-        "version": fingerprint("attributes", asdict(config), data, best_epoch, [asdict(kv) for kv in vocab]),
-    }
-    return AttributePredictor(config, vocab, net, meta)
+        "temperatures": temperatures,
+        "version": fingerprint("attributes", asdict(config), data, best_epoch, kind_epoch,
+                               [asdict(kv) for kv in vocab]),
+    })
+    return model
 
 
 def cross_fitted_predictions(
@@ -485,16 +750,20 @@ def cross_fitted_predictions(
     min_confidence: float = 0.05,
     config: AttributeConfig | None = None,
     on_fold: Callable[[int, int], None] | None = None,
+    top_k: int | None = None,
 ) -> list[list[Prediction]]:
     """Predictions as noisy on training images as on test images (cross-fitting).
 
     A classifier predicts its own training images almost perfectly, so a graph model trained on those
     edges learns to trust them, and then meets edges that are wrong half the time (colour) at test.
     Here each training image is predicted by a classifier trained on the other ``folds - 1`` folds of
-    the training images (same config, same val-split early stopping); every other image by ``full``.
+    the training images (same config, trained for as many epochs as ``full`` was, then calibrated on the
+    val images); every other image by ``full``. Fixing the epochs instead of stopping each fold early on
+    val makes the folds comparable and skips the epochs that only wait out the patience.
     """
     config = config or full.config
-    out = full.predict(features, min_confidence)
+    schedule = (int(full.meta["best_epoch"]), full.kind_epochs) if full.meta.get("best_epoch") else None
+    out = full.predict(features, min_confidence, top_k)
     train_rows = np.asarray([i for i, s in enumerate(splits) if s == "train"], dtype=np.int64)
     if folds < 2 or len(train_rows) < folds:
         raise ValueError(f"cross-fitting needs at least 2 folds and as many training images ({folds} folds, "
@@ -505,8 +774,8 @@ def cross_fitted_predictions(
         fold_splits = list(splits)
         for i in held:
             fold_splits[i] = "held-out"  # never read by _fit
-        model = fit_attributes(features, fold_splits, labels, config)
-        for i, preds in zip(held, model.predict(features[held], min_confidence), strict=True):
+        model = fit_attributes(features, fold_splits, labels, config, schedule=schedule, inputs=full.inputs or None)
+        for i, preds in zip(held, model.predict(features[held], min_confidence, top_k), strict=True):
             out[i] = preds
         if on_fold:
             on_fold(k + 1, folds)
@@ -535,32 +804,80 @@ def _majority(train_labels: Sequence[Labels], vocab: list[KindVocab]) -> dict[st
 # --- evaluation ------------------------------------------------------------------------------------
 
 
+Family = Callable[[str], str]  # a value -> its family ("navy blue" -> "blue"), for near misses
+
+
 def evaluate_attributes(
     model: AttributePredictor,
     features: np.ndarray,
     splits: Sequence[str],
     labels: Sequence[Labels],
     split: str = "test",
+    families: Mapping[str, Family] | None = None,
 ) -> list[KindAccuracy]:
-    """Top-1 accuracy per kind on the images of ``split`` that have features and the kind: the most
-    probable value of the kind is right when it is one of the image's catalog values of that kind."""
+    """Top-1 (and top-3) accuracy per kind on the images of ``split`` that have features and the kind:
+    the most probable value of the kind is right when it is one of the image's catalog values of that
+    kind. For a kind in ``families`` the top-1 also counts as a near miss when it shares a family with one
+    of the image's values."""
     features = np.asarray(features, dtype=np.float32)
     rows = _split_rows(splits, _valid_rows(features), split)
     probs = model.probabilities(features[rows]) if len(rows) else np.zeros((0, model.units), np.float32)
     majority = model.meta.get("majority", {})
     out = []
     for kv in model.vocab:
-        images = correct = base = 0
+        family = (families or {}).get(kv.kind)
+        images = correct = base = top3 = near = 0
         for r, i in enumerate(rows):
             truth = set(labels[i].get(kv.kind, ()))
             if not truth:
                 continue
             images += 1
-            guess = kv.values[int(np.argmax(probs[r, kv.offset : kv.stop]))]
+            order = np.argsort(-probs[r, kv.offset : kv.stop], kind="stable")
+            guess = kv.values[int(order[0])]
             correct += guess in truth
+            top3 += any(kv.values[int(j)] in truth for j in order[:3])
             base += majority.get(kv.kind) in truth
-        out.append(KindAccuracy(kv.kind, kv.mode, len(kv.values), images, correct, base))
+            if family is not None:
+                near += family(guess) in {family(t) for t in truth}
+        out.append(KindAccuracy(kv.kind, kv.mode, len(kv.values), images, correct, base, top3,
+                                near if family is not None else None))
     return out
+
+
+def reliability(
+    model: AttributePredictor,
+    features: np.ndarray,
+    splits: Sequence[str],
+    labels: Sequence[Labels],
+    kind: str,
+    split: str = "test",
+    bins: int = 10,
+    calibrated: bool = True,
+) -> Reliability:
+    """The reliability diagram of one kind's top-1 predictions on ``split``'s images: equal-width
+    confidence bins, each with its mean confidence and its accuracy (a calibrated kind has them equal)."""
+    kv = next((v for v in model.vocab if v.kind == kind), None)
+    if kv is None:
+        raise ValueError(f"the classifier has no kind {kind!r} (it has {', '.join(model.kinds)})")
+    features = np.asarray(features, dtype=np.float32)
+    rows = [i for i in _split_rows(splits, _valid_rows(features), split) if labels[i].get(kind)]
+    probs = model.probabilities(features[rows], calibrated=calibrated)[:, kv.offset : kv.stop] if rows else None
+    confidence = np.zeros(len(rows))
+    right = np.zeros(len(rows), dtype=bool)
+    for r, i in enumerate(rows):
+        best = int(np.argmax(probs[r]))  # type: ignore[index]
+        confidence[r] = float(probs[r, best])  # type: ignore[index]
+        right[r] = kv.values[best] in labels[i][kind]
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        members = which == b
+        n = int(members.sum())
+        out.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), n,
+                                  float(confidence[members].mean()) if n else 0.0,
+                                  float(right[members].mean()) if n else 0.0))
+    return Reliability(kind, calibrated, out)
 
 
 def merge_by_name(predictions: Iterable[tuple[str, str, float]]) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """From a graph export and node features to the tensors the R-GCN trains on.
 
 Every Neo4j relationship ``(s)-[r]->(d)`` becomes two relation types: ``r`` (message s -> d) and
-``r~rev`` (d -> s), except where the config turns a direction off. The relation vocabulary comes
+``r~rev`` (d -> s), except where the config turns a direction off. Both directions carry the edge's
+weight (a predicted attribute's confidence; 1 otherwise) unless ``GraphConfig.edge_weights`` is off. The relation vocabulary comes
 from the config, not the data, so a checkpoint's weights match any graph built with that config
 (interaction types exist from the start, even before the first interaction).
 """
@@ -80,6 +81,8 @@ class GraphTensors:
     image_split: list[str]
     image_title: list[str]
     image_group: list[str]
+    # [E] each edge's weight in its relation's mean of messages; None: every edge weighs 1
+    edge_weight: Tensor | None = None
     queries: dict[str, QuerySet] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     index: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> id -> row
@@ -102,7 +105,7 @@ class GraphTensors:
         """The relations' aggregation matrix, prepared once per graph (the R-GCN layers read it)."""
         if self._adjacency is None:
             self._adjacency = RelationalAdjacency.build(
-                self.edge_index, self.edge_type, len(self.relations), self.num_nodes
+                self.edge_index, self.edge_type, len(self.relations), self.num_nodes, self.edge_weight
             )
         return self._adjacency
 
@@ -139,6 +142,7 @@ class GraphTensors:
             image_split=self.image_split,
             image_title=self.image_title,
             image_group=self.image_group,
+            edge_weight=None if self.edge_weight is None else self.edge_weight[ok],
             offsets={"Image": 0, "Caption": n_img, "Attribute": new_attr_off},
             attribute_kind=self.attribute_kind,
         )
@@ -229,7 +233,7 @@ def build_graph_tensors(
     relations = relation_vocabulary(config)
     rel_id = {r: i for i, r in enumerate(relations)}
     pairs: dict[str, tuple[int, int]] = {}  # relation name -> (forward id, backward id); -1: not used
-    src, dst, fwd, bwd = [], [], [], []
+    src, dst, fwd, bwd, weight = [], [], [], [], []
     for e in export.edges:  # the one per-edge Python loop: kept to lookups and appends
         pair = pairs.get(e.relation)
         if pair is None:
@@ -245,11 +249,19 @@ def build_graph_tensors(
         dst.append(d + offsets[e.dst_kind])
         fwd.append(pair[0])
         bwd.append(pair[1])
+        if e.weight <= 0:
+            raise ValueError(f"edge {e.src} -[{e.relation}]-> {e.dst} has weight {e.weight}: weights must be "
+                             "positive (a confidence of 0 is no edge)")
+        weight.append(e.weight)
     s_t, d_t = torch.tensor(src, dtype=torch.long), torch.tensor(dst, dtype=torch.long)
     f_t, b_t = torch.tensor(fwd, dtype=torch.long), torch.tensor(bwd, dtype=torch.long)
     has_f, has_b = f_t >= 0, b_t >= 0
     edge_index = torch.cat([torch.stack([s_t[has_f], d_t[has_f]]), torch.stack([d_t[has_b], s_t[has_b]])], dim=1)
     edge_type = torch.cat([f_t[has_f], b_t[has_b]])
+    edge_weight = None
+    w_t = torch.tensor(weight, dtype=torch.float32)
+    if config.edge_weights and bool((w_t != 1.0).any()):
+        edge_weight = torch.cat([w_t[has_f], w_t[has_b]])
 
     tensors = GraphTensors(
         ids=ids,
@@ -262,6 +274,7 @@ def build_graph_tensors(
         image_split=[r.split for r in export.images],
         image_title=[r.title for r in export.images],
         image_group=[r.group for r in export.images],
+        edge_weight=edge_weight,
         offsets=offsets,
         index=index,
         attribute_kind=[export.attributes[a] for a in ids["Attribute"]],

@@ -63,8 +63,13 @@ def with_edges(g: GraphTensors, batch: EdgeBatch) -> GraphTensors:
         src += [s_t, d_t]
         dst += [d_t, s_t]
         typ += [torch.full_like(s_t, rel_id[relation]), torch.full_like(s_t, rel_id[reverse(relation)])]
+    edge_type = torch.cat(typ)
+    weight = None  # interactions are facts: they weigh 1, beside whatever weights the graph has
+    if g.edge_weight is not None:
+        weight = torch.cat([g.edge_weight, torch.ones(len(edge_type) - len(g.edge_weight))])
     return dataclasses.replace(
-        g, edge_index=torch.stack([torch.cat(src), torch.cat(dst)]), edge_type=torch.cat(typ), _adjacency=None
+        g, edge_index=torch.stack([torch.cat(src), torch.cat(dst)]), edge_type=edge_type, edge_weight=weight,
+        _adjacency=None,
     )
 
 

@@ -2,11 +2,16 @@
 
 h_i' = W_0 h_i + sum_r W_r mean_{j in N_r(i)} h_j
 
+The mean may be weighted: each edge carries a weight w_ij (the confidence of a predicted attribute; 1 for
+every other edge), and the message is sum_j w_ij h_j / sum_j w_ij over the relation's edges into i. With
+every weight 1 this is the plain mean (1/in-degree), PyG's RGCNConv(aggr="mean").
+
 Mean aggregation is linear, so each relation aggregates first and transforms after, and only the rows
 that receive that relation are multiplied. All relations aggregate in one sparse (CSR) product: the
-adjacency stacks, relation by relation, one row per node that receives that relation, with 1/in-degree
-as values. PyG's RGCNConv computes the same function (see tests) but multiplies every node for every
-relation and scatters per edge, which is several times slower here.
+adjacency stacks, relation by relation, one row per node that receives that relation, with each edge's
+weight over its row's total as values. PyG's RGCNConv computes the same function on unit weights (see
+tests) but multiplies every node for every relation and scatters per edge, which is several times
+slower here.
 """
 
 from __future__ import annotations
@@ -30,17 +35,29 @@ class RelationalAdjacency:
 
     @classmethod
     def build(
-        cls, edge_index: Tensor, edge_type: Tensor, num_relations: int, num_nodes: int
+        cls,
+        edge_index: Tensor,
+        edge_type: Tensor,
+        num_relations: int,
+        num_nodes: int,
+        edge_weight: Tensor | None = None,
     ) -> RelationalAdjacency:
+        """``edge_weight`` [E] (positive; None: all 1) weighs each edge in its relation's mean."""
+        if edge_weight is not None and bool((edge_weight <= 0).any()):
+            raise ValueError("edge weights must be positive (drop an edge rather than weigh it 0)")
         stacked_rows, cols, vals, rows, bounds, offset = [], [], [], [], [], 0
         for r in range(num_relations):
             mask = edge_type == r
             src, dst = edge_index[0, mask], edge_index[1, mask]
             uniq, local = torch.unique(dst, return_inverse=True)
-            degree = torch.bincount(local, minlength=len(uniq)).clamp(min=1).float()
+            if edge_weight is None:
+                weight = torch.ones(len(local))
+            else:
+                weight = edge_weight[mask].float()
+            total = torch.zeros(len(uniq)).index_add_(0, local, weight)
             stacked_rows.append(local + offset)
             cols.append(src)
-            vals.append(1.0 / degree[local])
+            vals.append(weight / total[local])
             rows.append(uniq)
             bounds.append((offset, offset + len(uniq)))
             offset += len(uniq)

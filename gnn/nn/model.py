@@ -107,6 +107,9 @@ class GraphEncoder(nn.Module):
     def forward(self, g: GraphTensors, return_layers: bool = False) -> Tensor | list[Tensor]:
         x = torch.cat([self.proj[k](g.features[k]) for k in NODE_KINDS], dim=0)
         layers = [x]
+        if self.conv_kind == "pyg" and g.edge_weight is not None:
+            raise ValueError("PyG's RGCNConv takes no edge weights: use model.conv 'fast' for a graph with "
+                             "weighted edges, or graph.edge_weights false")
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = conv(x, g.edge_index, g.edge_type) if self.conv_kind == "pyg" else conv(x, g.adjacency)
             x = x + self.dropout(F.relu(norm(h)))

@@ -53,13 +53,16 @@ def make_model(name: str, g: GraphTensors, config: ExperimentConfig) -> nn.Modul
 
 def data_fingerprint(g: GraphTensors) -> dict:
     """What a checkpoint's data must match to be reused: sizes, relation counts, feature checksums."""
-    return {
+    data = {
         "nodes": {k: len(v) for k, v in g.ids.items()},
         "relations": g.relation_counts(),
         "queries": {k: len(v) for k, v in g.queries.items()},
         "features": {k: round(float(v.double().sum()), 3) for k, v in g.features.items()},
         "ids": fingerprint(g.ids["Image"][:1000], g.ids["Caption"][:1000]),
     }
+    if g.edge_weight is not None:  # same edges with other confidences are other data
+        data["edge_weights"] = round(float(g.edge_weight.double().sum()), 3)
+    return data
 
 
 @dataclass

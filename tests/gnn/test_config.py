@@ -7,6 +7,7 @@ import json
 import pytest
 
 from gnn.config import ExperimentConfig, SimulationConfig
+from readers.datasets import PROJECT_ROOT
 
 
 def test_config_overrides_name_what_is_wrong() -> None:
@@ -37,3 +38,16 @@ def test_the_training_key_ignores_how_a_model_is_evaluated() -> None:
     assert a.training_key() == b.training_key()
     b.features.image_encoder = "resnet18"
     assert a.training_key() != b.training_key()
+
+
+def test_a_checkpoint_from_before_edge_weights_reads_every_edge_as_one() -> None:
+    assert ExperimentConfig().graph.edge_weights is True
+    old = ExperimentConfig().to_dict()
+    del old["graph"]["edge_weights"]
+    assert ExperimentConfig.from_dict(old).graph.edge_weights is False
+    assert ExperimentConfig.from_file(None).graph.edge_weights is True
+    for name in ("link-prediction-only", "compositional-only", "both-losses", "unweighted-edges"):
+        config = ExperimentConfig.from_file(PROJECT_ROOT / "configs" / f"{name}.json")  # every shipped file parses
+        assert (config.train.link_weight, config.train.compose_weight) == {
+            "link-prediction-only": (1.0, 0.0), "compositional-only": (0.0, 1.0)}.get(name, (1.0, 1.0))
+        assert config.graph.edge_weights is (name != "unweighted-edges")

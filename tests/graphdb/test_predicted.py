@@ -211,3 +211,29 @@ def test_a_failed_batch_keeps_the_old_edges(graph, monkeypatch: pytest.MonkeyPat
 def test_rejects_a_threshold_outside_0_1(graph) -> None:
     with pytest.raises(ValueError):
         write_predictions(graph, PREDICTIONS, 1.5)
+
+
+def test_exports_weigh_predicted_edges_by_their_confidence(graph) -> None:
+    """What the R-GCN reads: a predicted edge's weight is its confidence, every other edge weighs 1, in a
+    full export, a base export and a base brought up to date after the predictions changed."""
+    from graphdb.export import export_base, export_graph, update_base
+
+    write_predictions(graph, PREDICTIONS, threshold=0.1)
+
+    def weights(export) -> dict[tuple[str, str, str], float]:
+        return {(e.relation, e.src, e.dst): e.weight for e in export.edges if e.relation.startswith("HAS_ATTRIBUTE")}
+
+    expected = {("HAS_ATTRIBUTE:predicted", i, name): c for (i, name), c in edges(graph).items()}
+    expected |= {("HAS_ATTRIBUTE:catalog", i, name): 1.0 for (i, name) in edges(graph, "catalog")}
+    assert expected[("HAS_ATTRIBUTE:predicted", "i2", "red")] == pytest.approx(0.35)
+    assert weights(export_graph(graph)) == pytest.approx(expected)
+    base = export_base(graph)
+    assert weights(base) == pytest.approx(expected)
+    write_predictions(graph, {"i2": [("red", "colour", 0.6), ("shirt", "article_type", 0.9)]}, threshold=0.1)
+    updated = update_base(graph, base, ["i2"], [])
+    assert updated is not None
+    now = weights(updated)
+    assert now[("HAS_ATTRIBUTE:predicted", "i2", "red")] == pytest.approx(0.6)
+    assert ("HAS_ATTRIBUTE:predicted", "i2", "blue") not in now
+    assert now[("HAS_ATTRIBUTE:predicted", "i1", "black")] == pytest.approx(0.92)  # untouched images kept
+    assert now == pytest.approx(weights(export_base(graph)))

@@ -195,6 +195,8 @@ def test_save_and_load(tmp_path: Path, data, model) -> None:
     assert loaded.version == model.version and loaded.version
     assert np.array_equal(loaded.probabilities(feats), model.probabilities(feats))
     assert loaded.predict(feats[:5]) == model.predict(feats[:5])
+    assert loaded.temperatures == model.temperatures and set(loaded.temperatures) == set(KINDS)
+    assert loaded.inputs == model.inputs == [("features", feats.shape[1])]
     bad = tmp_path / "other.pt"
     torch.save({"format": "something else"}, bad)
     with pytest.raises(ValueError, match="not a tailor attribute classifier"):
@@ -306,6 +308,8 @@ def test_rejects_bad_input(data) -> None:
         fit_attributes(feats, splits, labels[:-1])
     with pytest.raises(ValueError, match="no train-split images"):
         fit_attributes(feats, ["test"] * len(splits), labels)
+    with pytest.raises(ValueError, match="add up"):
+        fit_attributes(feats, splits, labels, AttributeConfig(**{**FAST, "epochs": 1}), inputs=[("cnn", 3)])
 
 
 def test_cross_fitted_training_predictions_are_as_noisy_as_test_predictions() -> None:
@@ -330,3 +334,133 @@ def test_cross_fitted_training_predictions_are_as_noisy_as_test_predictions() ->
     assert all(cross[i] == plain[i] for i, s in enumerate(splits) if s != "train")  # others: the full model
     with pytest.raises(ValueError, match="folds"):
         cross_fitted_predictions(feats, splits, labels, full, folds=1)
+
+
+def test_temperatures_calibrate_an_overconfident_classifier_on_val_images() -> None:
+    """Trained far past its best epoch on noisy data, the raw confidences are too high; the temperatures
+    (fitted on val, never on test) bring the test images' confidences near their accuracy, and leave every
+    top-1 prediction as it was."""
+    from gnn.attributes.predictor import reliability
+
+    feats, splits, labels = synthetic(n=900, noise=1.4, seed=2)
+    config = AttributeConfig(hidden=64, epochs=80, patience=None, batch_size=64, dropout=0.0)
+    model = fit_attributes(feats, splits, labels, config)
+    raw_model = fit_attributes(feats, splits, labels, AttributeConfig(**{**config.__dict__, "calibrate": False}))
+    assert same_weights(model, raw_model)  # calibration changes no weight
+    assert all(t == 1.0 for t in raw_model.temperatures.values())
+    assert model.temperatures["colour"] > 1.2  # softened
+    raw = reliability(model, feats, splits, labels, "colour", calibrated=False)
+    calibrated = reliability(model, feats, splits, labels, "colour")
+    assert raw.images == calibrated.images == splits.count("test")
+    assert calibrated.expected_calibration_error < 0.6 * raw.expected_calibration_error
+    p_raw = model.probabilities(feats, calibrated=False)
+    p_cal = model.probabilities(feats)
+    for kv in model.vocab:
+        block = slice(kv.offset, kv.stop)
+        assert (p_raw[:, block].argmax(1) == p_cal[:, block].argmax(1)).all()
+    # the temperatures come from val labels alone
+    shuffled = [lab if s != "val" else {**lab, "colour": {"white"}} for lab, s in zip(labels, splits, strict=True)]
+    other = fit_attributes(feats, splits, shuffled, config)
+    assert same_weights(model, other) and other.temperatures["colour"] != model.temperatures["colour"]
+    with pytest.raises(ValueError, match="no kind"):
+        reliability(model, feats, splits, labels, "pattern")
+
+
+def test_top_k_keeps_each_kinds_most_probable_values(data, model) -> None:
+    feats, _, _ = data
+    probs = model.probabilities(feats[:20])
+    for row, preds in zip(probs, model.predict(feats[:20], min_confidence=0.0, top_k=2), strict=True):
+        assert len(preds) == 2 * len(model.vocab)
+        for kv in model.vocab:
+            mine = [p for p in preds if p.kind == kv.kind]
+            best = np.argsort(-row[kv.offset : kv.stop])[:2]
+            assert {p.name for p in mine} == {kv.values[j] for j in best}
+        confidences = [p.confidence for p in preds]
+        assert confidences == sorted(confidences, reverse=True)
+    floor = model.predict(feats[:20], min_confidence=0.3, top_k=3)
+    assert all(p.confidence >= 0.3 for preds in floor for p in preds)
+    with pytest.raises(ValueError, match="top_k"):
+        model.predict(feats[:2], top_k=0)
+
+
+def test_top3_and_family_accuracy(data, model) -> None:
+    feats, splits, labels = data
+    families = {"colour": lambda c: "dark" if c in ("black", "blue") else "light"}
+    for r in evaluate_attributes(model, feats, splits, labels, families=families):
+        assert r.accuracy <= r.top3_accuracy <= 1.0
+        if r.kind == "colour":
+            assert r.family_accuracy is not None and r.family_accuracy >= r.accuracy
+        else:
+            assert r.family_accuracy is None
+
+
+def test_a_classifier_saved_before_pixel_colour_loads_as_cnn_only(tmp_path: Path, data, model) -> None:
+    path = tmp_path / "old.pt"
+    model.save(path)
+    blob = torch.load(path, weights_only=True)
+    for name in ("pixel_colour", "calibrate"):
+        del blob["config"][name]
+    blob["meta"].pop("temperatures")
+    for key in ("groups", "epoch_state_dicts"):
+        blob.pop(key)
+    blob["meta"].pop("kind_epochs")
+    # the network's parameters as they were named before input groups
+    blob["state_dict"] = {k.removeprefix("groups.0."): v for k, v in blob["state_dict"].items()
+                          if k != "groups.0.units"}
+    torch.save(blob, path)
+    old = AttributePredictor.load(path)
+    assert old.config.pixel_colour is False and old.config.calibrate is False
+    assert old.temperatures == {}
+    feats, _, _ = data
+    expected = model.net(torch.from_numpy(feats[:5])).detach()  # the main network, every kind
+    np.testing.assert_allclose(old.logits(torch.from_numpy(feats[:5])).numpy(), expected.numpy(), atol=1e-6)
+
+
+def test_each_kind_stops_at_its_own_best_epoch() -> None:
+    """Colour is learnt from noisy features (it overfits early), the rest from clean ones: each kind's
+    outputs come from the epoch of its own lowest val loss, saved and loaded as such, and cross-fitting
+    folds train to the same epochs."""
+    from gnn.attributes.predictor import cross_fitted_predictions
+
+    feats, splits, labels = synthetic(n=600, noise=0.9, seed=5)
+    config = AttributeConfig(hidden=64, epochs=60, patience=8, batch_size=64, dropout=0.0)
+    model = fit_attributes(feats, splits, labels, config)
+    history = model.meta["history"]
+    for kind, epoch in model.kind_epochs.items():
+        losses = [h["val_loss_by_kind"][kind] for h in history]
+        assert epoch == 1 + int(np.argmin(losses)), kind
+    assert len(set(model.kind_epochs.values())) > 1  # the kinds did stop at different epochs
+    assert set(model.kind_nets) == {k for k, e in model.kind_epochs.items() if e != model.meta["best_epoch"]}
+    one = fit_attributes(feats, splits, labels, AttributeConfig(**{**config.__dict__, "per_kind_stopping": False}))
+    assert set(one.kind_epochs.values()) == {one.meta["best_epoch"]} and not one.kind_nets
+    with_kinds, without = model.probabilities(feats), one.probabilities(feats)
+    assert not np.allclose(with_kinds, without)
+    fixed = fit_attributes(feats, splits, labels, config, schedule=(model.meta["best_epoch"], model.kind_epochs))
+    assert fixed.kind_epochs == model.kind_epochs and same_weights(fixed, model)  # same seed, same epochs
+    assert len(fixed.meta["history"]) == max(model.kind_epochs.values())
+    cross = cross_fitted_predictions(feats, splits, labels, model, folds=2, min_confidence=0.0)
+    assert len(cross) == len(feats) and all(cross[i] for i in range(len(feats)))
+
+
+def test_pixel_colour_features_feed_only_the_colour_kind() -> None:
+    """Inputs in two parts (CNN, pixel colour): the colour kind reads both, every other kind the CNN part
+    alone, so noise in the pixel part moves colour and nothing else."""
+    feats, splits, labels = synthetic(n=400)
+    rng = np.random.default_rng(1)
+    extra = rng.normal(size=(len(feats), 6)).astype(np.float32)
+    both = np.concatenate([feats, extra], axis=1)
+    config = AttributeConfig(**{**FAST, "epochs": 6})
+    model = fit_attributes(both, splits, labels, config, inputs=[("cnn", feats.shape[1]), ("pixels", 6)])
+    assert model.inputs == [("cnn", feats.shape[1]), ("pixels", 6)]
+    assert [(c, len(u)) for c, u in model.net.layout()] == [
+        ((0, both.shape[1]), len(KINDS["colour"])),
+        ((0, feats.shape[1]), len(KINDS["article_type"]) + len(KINDS["gender"]))]
+    moved = both.copy()
+    moved[:, -6:] += 5.0
+    delta = np.abs(model.probabilities(moved) - model.probabilities(both))
+    for kv in model.vocab:
+        changed = delta[:, kv.offset : kv.stop].max()
+        assert (changed > 1e-3) if kv.kind == "colour" else (changed == 0.0), kv.kind
+    single = fit_attributes(both, splits, labels, AttributeConfig(**{**FAST, "epochs": 6, "pixel_colour": False}),
+                            inputs=[("cnn", feats.shape[1]), ("pixels", 6)])
+    assert len(single.net.layout()) == 1

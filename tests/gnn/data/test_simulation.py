@@ -102,3 +102,20 @@ def test_training_interactions_touch_only_training_data_and_untested_attributes(
     assert len(capped.liked_queries) == round(0.1 * len(g.queries["train"]))  # a small catalog: a share
     # The liked queries' captions speak to images, so every training step keeps them in the graph.
     assert set(sim.liked_queries.caption.tolist()) <= set(sim.graph.speaking_captions().tolist())
+
+
+def test_simulated_interactions_weigh_one_beside_a_weighted_graph() -> None:
+    from readers.graph_records import TypedEdge
+
+    export, feats = synthetic_export(per_cell=6)
+    export.edges.append(TypedEdge("HAS_ATTRIBUTE:predicted", "Image", export.images[0].id, "Attribute", "red", 0.4))
+    config = model_config("graph_predicted", ExperimentConfig())
+    g = build_graph_tensors(export, feats, config.graph)
+    assert g.edge_weight is not None
+    batch = EdgeBatch()
+    batch.add("USER_TAGGED", 0, g.offsets["Attribute"] + 1)
+    g2 = with_edges(g, batch)
+    assert g2.edge_weight is not None and len(g2.edge_weight) == g2.edge_index.shape[1]
+    torch.testing.assert_close(g2.edge_weight[: len(g.edge_weight)], g.edge_weight)
+    assert g2.edge_weight[len(g.edge_weight):].tolist() == [1.0, 1.0]
+    assert with_edges(build_graph_tensors(*synthetic_export(per_cell=6), config.graph), batch).edge_weight is None

@@ -1,7 +1,9 @@
-"""The fast relational convolution computes what PyG's RGCNConv computes; restriction is exact."""
+"""The fast relational convolution computes what PyG's RGCNConv computes (and weighted means where edges
+carry weights); restriction is exact."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch_geometric.nn import RGCNConv
 
@@ -9,6 +11,7 @@ from gnn.config import GraphConfig, ModelConfig
 from gnn.data.graph import build_graph_tensors
 from gnn.nn.layers import RelationalAdjacency, RelationalConv
 from gnn.nn.model import GraphRetriever
+from readers.graph_records import TypedEdge
 from tests.gnn.synthetic import synthetic_export
 
 
@@ -30,6 +33,60 @@ def test_relational_conv_matches_pyg_rgcnconv() -> None:
         ours.root.bias.copy_(pyg.bias)
     adjacency = RelationalAdjacency.build(edge_index, edge_type, 5, x.shape[0])
     torch.testing.assert_close(ours(x, adjacency), pyg(x, edge_index, edge_type), atol=1e-5, rtol=1e-5)
+
+
+def test_weighted_messages_are_weighted_means_per_relation() -> None:
+    x, edge_index, edge_type = _random_graph()
+    weight = torch.rand(edge_index.shape[1], generator=torch.Generator().manual_seed(1)) + 0.05
+    conv = RelationalConv(12, 8, num_relations=5)
+    adjacency = RelationalAdjacency.build(edge_index, edge_type, 5, x.shape[0], weight)
+    # the same function written out edge by edge: sum_r W_r (sum_j w_ij x_j / sum_j w_ij)
+    expected = conv.root(x)
+    for r in range(5):
+        for i in range(x.shape[0]):
+            into = (edge_type == r) & (edge_index[1] == i)
+            if into.any():
+                w = weight[into]
+                mean = (w[:, None] * x[edge_index[0, into]]).sum(0) / w.sum()
+                expected[i] = expected[i] + mean @ conv.weight[r]
+    torch.testing.assert_close(conv(x, adjacency), expected, atol=1e-5, rtol=1e-5)
+    # scaling every weight into a node leaves its messages alone; unit weights are the plain mean
+    same = RelationalAdjacency.build(edge_index, edge_type, 5, x.shape[0], 3.0 * weight)
+    torch.testing.assert_close(conv(x, same), conv(x, adjacency), atol=1e-5, rtol=1e-5)
+    ones = RelationalAdjacency.build(edge_index, edge_type, 5, x.shape[0], torch.ones(edge_index.shape[1]))
+    plain = RelationalAdjacency.build(edge_index, edge_type, 5, x.shape[0])
+    torch.testing.assert_close(conv(x, ones), conv(x, plain))
+    with pytest.raises(ValueError, match="positive"):
+        RelationalAdjacency.build(edge_index, edge_type, 5, x.shape[0], weight - 1.0)
+
+
+def test_edge_weights_reach_the_graph_in_both_directions_and_can_be_switched_off() -> None:
+    export, feats = synthetic_export()
+    plain = build_graph_tensors(export, feats, GraphConfig(attribute_sources=("catalog", "predicted")))
+    assert plain.edge_weight is None  # every edge weighs 1: nothing to carry
+    image = export.images[0].id
+    export.edges.append(TypedEdge("HAS_ATTRIBUTE:predicted", "Image", image, "Attribute", "red", 0.8))
+    export.edges.append(TypedEdge("HAS_ATTRIBUTE:predicted", "Image", image, "Attribute", "blue", 0.2))
+    config = GraphConfig(attribute_sources=("catalog", "predicted"))
+    g = build_graph_tensors(export, feats, config)
+    assert g.edge_weight is not None and g.edge_weight.shape == g.edge_type.shape
+    for relation in ("HAS_ATTRIBUTE:predicted", "HAS_ATTRIBUTE:predicted~rev"):
+        rows = g.edge_type == g.relations.index(relation)
+        assert sorted(g.edge_weight[rows].tolist()) == pytest.approx([0.2, 0.8])
+    assert set(g.edge_weight[g.edge_type == g.relations.index("HAS_ATTRIBUTE:catalog")].tolist()) == {1.0}
+    model = GraphRetriever({k: v.shape[1] for k, v in feats.items()}, g.relations, ModelConfig(hidden=16))
+    model.eval()
+    unweighted = build_graph_tensors(export, feats, GraphConfig(attribute_sources=("catalog", "predicted"),
+                                                                edge_weights=False))
+    assert unweighted.edge_weight is None
+    with torch.no_grad():
+        assert not torch.allclose(model.encode(g)[0], model.encode(unweighted)[0])
+        # restricting captions keeps the weights of the edges it keeps
+        sub, _ = g.restrict_captions(torch.tensor([0, 1]))
+        torch.testing.assert_close(model.encode(sub)[0], model.encode(g)[0])
+    export.edges.append(TypedEdge("HAS_ATTRIBUTE:predicted", "Image", image, "Attribute", "green", 0.0))
+    with pytest.raises(ValueError, match="weight"):
+        build_graph_tensors(export, feats, config)
 
 
 def test_relational_conv_gradients_flow_to_every_used_relation() -> None:

@@ -1,0 +1,155 @@
+"""The attribute predictor's report: accuracy per kind on held-out images (top-1, top-3, colour family),
+before and after, the paper's Table 5 (predicted edges by threshold) and the reliability diagram of the
+confidences the graph weighs its edges by.
+
+Runs are ``(name, trained predictor, its input features)``: the same images, splits and labels for each,
+so the columns compare predictors and nothing else. Everything is measured on the test split, which no
+predictor trains on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from experiments.figures import pyplot, save_figure
+from gnn.attributes.colour import colour_family
+from gnn.attributes.predictor import (
+    AttributePredictor,
+    KindAccuracy,
+    Labels,
+    Reliability,
+    ThresholdRow,
+    evaluate_attributes,
+    reliability,
+    threshold_table,
+)
+from readers.files import atomic_write, atomic_write_json
+
+FAMILIES = {"colour": colour_family}
+RELIABILITY_KINDS = ("colour", "article_type")
+
+
+@dataclass
+class AttributeReport:
+    accuracy: dict[str, list[KindAccuracy]] = field(default_factory=dict)  # run -> per kind, test images
+    thresholds: dict[str, list[ThresholdRow]] = field(default_factory=dict)  # run -> Table 5 on test images
+    reliability: list[Reliability] = field(default_factory=list)  # the last run, raw and calibrated
+    temperatures: dict[str, dict[str, float]] = field(default_factory=dict)
+    inputs: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    test_images: int = 0
+
+    def accuracy_rows(self, run: str) -> list[KindAccuracy]:
+        return self.accuracy[run]
+
+    def threshold_rows(self, run: str) -> list[ThresholdRow]:
+        return self.thresholds[run]
+
+
+def attribute_report(
+    runs: Sequence[tuple[str, AttributePredictor, np.ndarray]],
+    splits: Sequence[str],
+    labels: Sequence[Labels],
+    names: Sequence[Collection[str]],
+    thresholds: Sequence[float],
+    split: str = "test",
+) -> AttributeReport:
+    """Accuracy and Table 5 of every run; the reliability diagram of the last one."""
+    out = AttributeReport()
+    rows = [i for i, s in enumerate(splits) if s == split]
+    out.test_images = len(rows)
+    for name, model, features in runs:
+        out.accuracy[name] = evaluate_attributes(model, features, splits, labels, split, FAMILIES)
+        known = {v for kv in model.vocab for v in kv.values}
+        preds = model.predict(features[rows], min_confidence=min(thresholds))
+        out.thresholds[name] = threshold_table(preds, thresholds, [names[i] for i in rows], known)
+        out.temperatures[name] = model.temperatures
+        out.inputs[name] = model.inputs
+    name, model, features = runs[-1]
+    for kind in RELIABILITY_KINDS:
+        if kind in model.kinds:
+            for calibrated in (False, True):
+                out.reliability.append(reliability(model, features, splits, labels, kind, split,
+                                                   calibrated=calibrated))
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def report_markdown(report: AttributeReport) -> str:
+    runs = list(report.accuracy)
+    lines = [f"Held-out (test-split) images: {report.test_images:,}; no predictor trains on them.", ""]
+    lines.append("| kind | " + " | ".join(f"{r}: top-1 | top-3 | family" for r in runs) + " | majority |")
+    lines.append("|---|" + "---:|---:|---:|" * len(runs) + "---:|")
+    by_run = {r: {a.kind: a for a in report.accuracy[r]} for r in runs}
+    kinds = list(by_run[runs[-1]])
+    for kind in kinds:
+        cells = []
+        for r in runs:
+            a = by_run[r].get(kind)
+            cells += [_pct(a.accuracy), _pct(a.top3_accuracy), _pct(a.family_accuracy)] if a else ["-"] * 3
+        majority = by_run[runs[-1]][kind].majority_accuracy
+        lines.append(f"| {kind} | " + " | ".join(cells) + f" | {_pct(majority)} |")
+    means = [_pct(float(np.mean([a.accuracy for a in report.accuracy[r]]))) for r in runs]
+    lines.append("| mean | " + " | ".join(f"{m} | | " for m in means) + " |")
+    lines += ["", "Predicted edges on the test images by confidence threshold (the paper's Table 5), "
+              f"{runs[-1]}:", "", "| threshold | edges | edges/image | precision | recall |",
+              "|---:|---:|---:|---:|---:|"]
+    for t in report.thresholds[runs[-1]]:
+        lines.append(f"| {t.threshold:.1f} | {t.edges:,} | {t.per_image:.2f} | {_pct(t.precision)} | "
+                     f"{_pct(t.recall)} |")
+    if report.reliability:
+        lines += ["", "Calibration (top-1 confidence against accuracy on the test images, 10 bins):", "",
+                  "| kind | confidences | expected calibration error (points) | temperature |", "|---|---|---:|---:|"]
+        temps = report.temperatures.get(runs[-1], {})
+        for rel in report.reliability:
+            lines.append(f"| {rel.kind} | {'calibrated' if rel.calibrated else 'raw'} | "
+                         f"{100 * rel.expected_calibration_error:.1f} | "
+                         f"{temps.get(rel.kind, 1.0) if rel.calibrated else 1.0:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_reliability(report: AttributeReport, path: Path) -> None:
+    """One panel per kind: accuracy against confidence per bin, raw and calibrated, the diagonal ideal."""
+    kinds = list(dict.fromkeys(r.kind for r in report.reliability))
+    plt = pyplot()
+    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(5.2 * max(1, len(kinds)), 4.8), squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=False):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated ideal")
+        for rel in (r for r in report.reliability if r.kind == kind):
+            used = [b for b in rel.bins if b.count]
+            label = f"{'temperature-scaled' if rel.calibrated else 'raw'} (ECE {100 * rel.expected_calibration_error:.1f})"
+            ax.plot([b.confidence for b in used], [b.accuracy for b in used], marker="o", label=label)
+            for b in used:
+                ax.annotate(str(b.count), (b.confidence, b.accuracy), fontsize=6, alpha=0.6,
+                            xytext=(2, -8), textcoords="offset points")
+        ax.set_title(f"{kind}: top-1 confidence vs accuracy (test images)")
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def write_attribute_report(report: AttributeReport, out: Path) -> None:
+    atomic_write_json(out / "attributes.json", {
+        "test_images": report.test_images,
+        "accuracy": {r: [{**asdict(a), "accuracy": a.accuracy, "top3_accuracy": a.top3_accuracy,
+                          "family_accuracy": a.family_accuracy} for a in rows]
+                     for r, rows in report.accuracy.items()},
+        "thresholds": {r: [asdict(t) for t in rows] for r, rows in report.thresholds.items()},
+        "reliability": [{**asdict(r), "ece": r.expected_calibration_error} for r in report.reliability],
+        "temperatures": report.temperatures,
+        "inputs": report.inputs,
+    })
+    atomic_write(out / "attributes.md", report_markdown(report))
+    if report.reliability:
+        plot_reliability(report, out / "reliability.png")

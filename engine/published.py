@@ -11,6 +11,9 @@ Layout under ``$TAILOR_HOME/engine/``::
       bundle.pt             per-layer embeddings of images and attributes (new queries are encoded from them)
       images.faiss          the FAISS index of image embeddings, with images.ids.json
       image_features.npz    the image features the embeddings were computed from
+      ranker.json           (optional) the second stage's ranker: weights over named facts, its config
+      facts.npz             (with it) the facts it reads: image -> attribute (strength, source), kinds,
+                            likes; read from the base graph at publish time and again by every sync
       base.pkl              (optional) the base graph as last read from Neo4j, for incremental syncs
 
 A save writes a whole new generation folder (unchanged files are hard links to the previous one), then
@@ -48,6 +51,7 @@ POINTER = "CURRENT"
 KEEP_GENERATIONS = 2  # the live one and the one before (a process that just read the pointer may load it)
 FILES = ("model.pt", "bundle.pt", "images.faiss", "images.ids.json", "image_features.npz")
 BASE_FILE = "base.pkl"
+RANKER_FILE, FACTS_FILE = "ranker.json", "facts.npz"
 REPAIR = "run `tailor sync --full` to rebuild the index from the database, or `tailor train` to publish anew"
 
 
@@ -336,6 +340,9 @@ class PublishedEngine:
         be the encoder the manifest names (see :func:`engine.pipeline.text_features_for`)."""
         from gnn.checkpoint import load_checkpoint
         from gnn.nn.model import GraphRetriever
+        from gnn.ranking.facts import FactTable
+        from gnn.ranking.model import LinearRanker
+        from gnn.ranking.stage import SecondStage
         from gnn.retrieval.index import ImageIndex
         from gnn.retrieval.search import QueryEngine, SearchBundle
 
@@ -348,6 +355,11 @@ class PublishedEngine:
             bundle = SearchBundle.load(folder / "bundle.pt")
             index = ImageIndex.load(folder / "images.faiss")
             features = ImageFeatures.load(folder / "image_features.npz")
+            second_stage = None
+            if RANKER_FILE in manifest.files:
+                ranker = LinearRanker.load(folder / RANKER_FILE)
+                second_stage = SecondStage(ranker, FactTable.load(folder / FACTS_FILE),
+                                           tuple(ranker.meta.get("sources", ())), features)
         except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
             raise ArtifactError(f"{folder}: {exc}; {REPAIR}") from exc
         for what, version in (("model.pt", checkpoint.version), ("bundle.pt", bundle.version),
@@ -360,7 +372,7 @@ class PublishedEngine:
                                 f"{len(bundle.image_ids)}; {REPAIR}")
         model = GraphRetriever(checkpoint.in_dims, checkpoint.relations, checkpoint.config.model)
         model.load_state_dict(checkpoint.state_dict)
-        searcher = QueryEngine(model, bundle, index, text_features)
+        searcher = QueryEngine(model, bundle, index, text_features, second_stage)
         return cls(manifest, checkpoint, searcher, features, read_base(folder, manifest.version), folder)
 
     # --- saving -----------------------------------------------------------------------------------
@@ -380,6 +392,10 @@ class PublishedEngine:
             self.index.save(folder / "images.faiss")
             if self.base is not None:
                 write_base(folder / BASE_FILE, self.base, self.version)
+            stage = self.searcher.second_stage
+            if stage is not None:
+                stage.ranker.save(folder / RANKER_FILE)
+                stage.facts.save(folder / FACTS_FILE)
 
         reuse = {}
         if previous is not None:
@@ -390,6 +406,8 @@ class PublishedEngine:
         self.manifest.counts = {"images": len(self.bundle.image_ids),
                                 "attributes": len(self.bundle.attribute_names),
                                 "image_features": len(self.image_features)}
+        if self.searcher.second_stage is not None:
+            self.manifest.counts["facts"] = len(self.searcher.second_stage.facts)
         with store.writing():
             self.folder = store.commit(write, self.manifest, reuse)
         self.features_changed = False

@@ -55,8 +55,8 @@ class InteractiveSession:
 
     # --- interactions ------------------------------------------------------------------------------
     def query(self, image: str, text: str, k: int = 10, who: str = "cli") -> dict[str, Any]:
-        """Store the query (a Caption node), answer it, give each result its reasons."""
-        from graphdb.explain import explain
+        """Store the query (a Caption node), answer it, give each result its reasons (the second stage's
+        facts and their weights, from memory: no database read per result)."""
         from graphdb.interactions import UnknownNodeError, store_query
 
         start = time.perf_counter()
@@ -68,13 +68,7 @@ class InteractiveSession:
                 query_id = store_query(self.driver, image, text, roles, who=who)
             except UnknownNodeError as exc:
                 raise UnknownIdError(str(exc)) from exc
-            result = self.engine.search(image, text, k, roles=roles)
-            b = self.engine.bundle
-            results = []
-            for hit, score in result.hits:
-                reasons = explain(self.driver, query_id, hit).facts or self._fallback_reasons(hit, roles)
-                results.append({"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
-                                "reasons": reasons})
+            results = self._results(self.engine.search(image, text, k, roles=roles))
         return {"query_id": query_id, "candidate": image, "text": text,
                 "roles": {"added": list(roles.added), "removed": list(roles.removed),
                           "mentioned": list(roles.mentioned)},
@@ -107,9 +101,7 @@ class InteractiveSession:
             if stored.candidate not in self.engine.bundle.image_row:
                 raise UnknownIdError(f"query {query_id!r}: its candidate {stored.candidate!r} is not in the "
                                        "published index")
-            hits = self.engine.search(stored.candidate, stored.text, k, liked=stored.liked).hits
-            b = self.engine.bundle
-            return [{"id": i, "score": score, "title": b.image_titles[b.image_row[i]]} for i, score in hits]
+            return self._results(self.engine.search(stored.candidate, stored.text, k, liked=stored.liked))
 
     def tag(self, sentence: str, image: str, who: str = "cli") -> dict[str, Any]:
         """More metadata: the attributes a sentence names, linked to the image (USER_TAGGED)."""
@@ -149,11 +141,26 @@ class InteractiveSession:
                     "save_seconds": round(report.save_seconds, 3),
                     "seconds": {k: round(v, 4) for k, v in report.seconds.items()}}
 
+    def _results(self, result) -> list[dict[str, Any]]:
+        """Hits as dicts: ``reasons`` in words with their weight, ``facts`` the same as {fact, weight}."""
+        b = self.engine.bundle
+        rows = []
+        for n, (hit, score) in enumerate(result.hits):
+            if result.reasons is not None:
+                reasons = result.reasons[n]
+                texts, facts = [str(r) for r in reasons], [r.as_dict() for r in reasons]
+            else:
+                texts, facts = self._fallback_reasons(hit, result.roles), []
+            rows.append({"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
+                         "reasons": texts, "facts": facts})
+        return rows
+
     def _fallback_reasons(self, result_id: str, roles) -> list[str]:
-        """Reasons when the graph has no facts to give (e.g. an attribute-less product)."""
+        """Reasons when the engine has no second stage (published before it, or turned off)."""
         b = self.engine.bundle
         asked = [f"asked for: {', '.join(roles.added)}"] if roles.added else []
-        return [*asked, f"title: {b.image_titles[b.image_row[result_id]]}"]
+        return [*asked, "ranked by embedding similarity alone (this engine has no second stage)",
+                f"title: {b.image_titles[b.image_row[result_id]]}"]
 
     @property
     def extractor_trained(self) -> bool:

@@ -1,13 +1,16 @@
 """The recall table: every model on the same test queries, trained with the same budget.
 
-Models: ``image_only``, ``tirg``, ``composeae`` (no graph), ``oracle`` (the ceiling),
-``graph_catalog`` / ``graph_predicted`` / ``graph_caption`` (see :mod:`gnn.training.fit`). A learned model
-is reused from a checkpoint made with the same config and data, else trained. The report is JSON, Markdown
-and a plot of recall@K.
+Models: ``image_only``, ``tirg``, ``composeae`` (no graph), ``oracle`` (the faceted filter),
+``graph_catalog`` / ``graph_predicted`` / ``graph_caption`` (see :mod:`gnn.training.fit`), and the two-stage
+rows (:data:`TWO_STAGE`): a graph model's top candidates re-ranked by the second stage (:mod:`gnn.ranking`)
+over the facts of the same attribute source, with the ablations (embedding features only, facts only). A
+learned model or ranker is reused from a checkpoint made with the same config and data, else trained. The
+report is JSON, Markdown and a plot of recall@K.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from experiments.figures import pyplot, save_figure
-from gnn.checkpoint import fingerprint
+from gnn.checkpoint import fingerprint, load_checkpoint
 from gnn.config import ExperimentConfig
 from gnn.data.graph import GraphTensors, QuerySet, build_graph_tensors
 from gnn.nn.baselines import AttributeOracle, ImageOnly
+from gnn.ranking.facts import EMBEDDING, FACTS, GROUPS, INTERACTIONS, FactTable, fact_sources
+from gnn.ranking.model import LinearRanker
+from gnn.ranking.train import fit_ranker, ranker_kinds, two_stage_ranked
 from gnn.training.evaluation import (
     KS,
     balanced_rows,
@@ -32,7 +38,14 @@ from readers.files import atomic_write, atomic_write_json
 from readers.graph_records import GraphExport
 from readers.progress import StartPhase
 
-ALL_MODELS = ("image_only", "tirg", "composeae", "oracle", "graph_catalog", "graph_predicted")
+# Two-stage rows: name -> (the stage-one graph model, the ranker's feature groups).
+TWO_STAGE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "two_stage_catalog": ("graph_catalog", GROUPS),
+    "two_stage_predicted": ("graph_predicted", GROUPS),
+    "two_stage_catalog_embedding_only": ("graph_catalog", (EMBEDDING,)),
+    "two_stage_catalog_facts_only": ("graph_catalog", (FACTS, INTERACTIONS)),
+}
+ALL_MODELS = ("image_only", "tirg", "composeae", "oracle", "graph_catalog", "graph_predicted", *TWO_STAGE)
 Log = Callable[[str], None]
 
 
@@ -51,6 +64,7 @@ class Report:
     curves: dict = field(default_factory=dict)  # model -> query set -> [R@1..R@50] (caption match)
     training: dict = field(default_factory=dict)  # model -> epochs, seconds/epoch, train/val gap
     counts: dict = field(default_factory=dict)
+    rankers: dict = field(default_factory=dict)  # two-stage row -> weights, best epoch, lists
 
 
 def evaluate_models(
@@ -69,14 +83,23 @@ def evaluate_models(
     graphs: dict[str, GraphTensors] = {}
     oracle_truth = export.image_attributes(("catalog",))
     oracle = AttributeOracle(oracle_truth, export.caption_roles())
+    runs: dict[str, ModelRun] = {}
+    roles = export.caption_roles()
     for name in models:
-        config = model_config(name, base)
+        stage_one_name = TWO_STAGE[name][0] if name in TWO_STAGE else name
+        config = model_config(stage_one_name, base)
         key = fingerprint(config.graph.__dict__)
         if key not in graphs:
             graphs[key] = build_graph_tensors(export, features, config.graph)
         g = graphs[key]
-        if name in LEARNED:
-            run = fit_model(name, g, config, checkpoints, log, start_phase, truth=oracle_truth)
+        if name in TWO_STAGE:
+            if stage_one_name not in runs:
+                runs[stage_one_name] = fit_model(stage_one_name, g, config, checkpoints, log, start_phase,
+                                                 truth=oracle_truth)
+            run = runs[stage_one_name]
+            ranked_fn = _two_stage(name, run, export, config, roles, checkpoints, report, log, start_phase)
+        elif name in LEARNED:
+            run = runs[name] = fit_model(name, g, config, checkpoints, log, start_phase, truth=oracle_truth)
             meta = run.meta
             hist = meta.get("history", [])
             best = next((h for h in hist if h["epoch"] == meta["best_epoch"]), {})
@@ -90,14 +113,15 @@ def evaluate_models(
             }
         else:
             run = ModelRun(name, None, g)
-        score = scorer_for(run, oracle)
+        rows = gallery_rows(g, split)
+        if name not in TWO_STAGE:
+            ranked_fn = _one_stage(scorer_for(run, oracle), rows)
         qs: QuerySet = g.queries[split]
         known = qs.with_targets()
         sets = {"all": known, "balanced": known.subset(balanced_rows(known.groups, per_group))}
-        rows = gallery_rows(g, split)
         report.recall[name], report.curves[name] = {}, {}
         for set_name, q in sets.items():
-            ranked = rank_queries(score, q, rows, max(KS))
+            ranked = ranked_fn(q)
             report.recall[name][set_name] = recall_at_k(ranked, q.target, g.image_title, KS)
             curve = recall_at_k(ranked, q.target, g.image_title, range(1, max(KS) + 1))
             report.curves[name][set_name] = {
@@ -113,6 +137,35 @@ def evaluate_models(
         report.counts["gallery"] = len(rows)
         report.counts["per_group"] = per_group
     return report
+
+
+def _one_stage(score, rows):
+    return lambda q: rank_queries(score, q, rows, max(KS))
+
+
+def _two_stage(name: str, run: ModelRun, export: GraphExport, config: ExperimentConfig, roles: dict,
+               checkpoints: Path, report: Report, log: Log, start_phase: StartPhase | None):
+    """The two-stage row ``name``: its ranker (trained on training queries, or reused) over the facts of
+    the stage-one model's attribute source; returns query set -> ranked gallery rows."""
+    groups = TWO_STAGE[name][1]
+    ranker_config = dataclasses.replace(config.ranker, groups=groups)
+    sources = fact_sources(ranker_config, config.graph)
+    facts = FactTable.from_export(export, sources, tags=ranker_config.tags)
+    assert run.model is not None and run.checkpoint is not None
+    score = retriever_scorer(run.model, run.graph)
+    if ranker_config.enabled:
+        version = load_checkpoint(run.checkpoint).version
+        ranker, reused = fit_ranker(name, version, facts, sources, run.graph, score, roles, ranker_config,
+                                    checkpoints, log, start_phase)
+    else:  # second stage off: stage one's lists as they are, nothing to train
+        ranker, reused = LinearRanker.for_kinds(ranker_config, ranker_kinds(facts)), False
+    report.rankers[name] = {"stage_one": run.name, "sources": list(sources), "groups": list(groups),
+                            "candidates": ranker_config.candidates, "best_epoch": ranker.meta.get("best_epoch"),
+                            "counts": ranker.meta.get("counts", {}), "reused": reused,
+                            "weights": dict(zip(ranker.names, (round(float(w), 4) for w in ranker.weights),
+                                                strict=True))}
+    split = config.eval.split
+    return lambda q: two_stage_ranked(ranker, facts, run.graph, score, q, split, roles)
 
 
 def markdown_table(report: Report) -> str:
@@ -165,7 +218,8 @@ def plot_curves(report: Report, path: Path) -> None:
 
 def write_report(report: Report, out: Path) -> None:
     atomic_write_json(out / "recall.json", report.recall)
-    atomic_write_json(out / "training.json", {"training": report.training, "counts": report.counts})
+    atomic_write_json(out / "training.json", {"training": report.training, "counts": report.counts,
+                                               "rankers": report.rankers})
     atomic_write(out / "recall.md", markdown_table(report))
     plot_curves(report, out / "recall.png")
 

@@ -26,7 +26,7 @@ _ATTRIBUTES = "MATCH (a:Attribute) RETURN a.name AS name, coalesce(a.kind, 'unkn
 _HAS_ATTRIBUTE = """
 MATCH (i:Image)-[r:HAS_ATTRIBUTE]->(a:Attribute)
 WHERE r.confidence IS NULL OR r.confidence >= $min_confidence
-RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source
+RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source, r.confidence AS confidence
 """
 _MODIFIES = "MATCH (c:Caption)-[:MODIFIES]->(i:Image) RETURN c.id AS src, i.id AS dst"
 _MENTIONS = "MATCH (c:Caption)-[m:MENTIONS]->(a:Attribute) RETURN c.id AS src, a.name AS dst, coalesce(m.role, 'mentioned') AS role"
@@ -46,7 +46,8 @@ def _read_product_side(session, out: GraphExport, min_confidence: float) -> None
     for r in session.run(_ATTRIBUTES):
         out.attributes[r["name"]] = r["kind"]
     for r in session.run(_HAS_ATTRIBUTE, min_confidence=min_confidence):
-        out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"]))
+        out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"],
+                                   r["confidence"]))
     for r in session.run(_INTERACTIONS, types=list(INTERACTION_TYPES)):
         out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
 
@@ -124,7 +125,7 @@ def export_base(driver: Driver, database: str | None = None) -> GraphExport:
 _DELTA_IMAGE_ATTRIBUTES = """
 UNWIND $ids AS id
 MATCH (i:Image {id: id})-[r:HAS_ATTRIBUTE]->(a:Attribute)
-RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source
+RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source, r.confidence AS confidence
 """
 _DELTA_INTERACTIONS = """
 CALL () {
@@ -199,7 +200,8 @@ def update_base(
         if images:
             for r in session.run(_DELTA_IMAGE_ATTRIBUTES, ids=sorted(images)):
                 out.edges.append(
-                    TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"])
+                    TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"],
+                              r["confidence"])
                 )
         # One row per relationship (UNION: an edge between two changed nodes is found from both ends);
         # two people's equal tags stay two edges, as in a full export.

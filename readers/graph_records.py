@@ -71,13 +71,15 @@ class CaptionRow:
 @dataclass
 class TypedEdge:
     """An edge between two nodes given by (kind, id); ``relation`` names its R-GCN relation type
-    (``HAS_ATTRIBUTE:<source>``, ``MENTIONS:<role>``, ``MODIFIES`` or an interaction type)."""
+    (``HAS_ATTRIBUTE:<source>``, ``MENTIONS:<role>``, ``MODIFIES`` or an interaction type).
+    ``confidence``: a HAS_ATTRIBUTE edge's (predicted edges carry the classifier's; None: a plain fact)."""
 
     relation: str
     src_kind: str
     src: str
     dst_kind: str
     dst: str
+    confidence: float | None = None
 
 
 @dataclass

@@ -61,4 +61,6 @@ def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.nda
     new_attributes = len(set(bundle.attribute_names) - set(old.attribute_names))
     engine.bundle = bundle
     engine.rebuild_vocabulary()
+    if engine.second_stage is not None:  # the facts it reads follow the same graph
+        engine.second_stage.refresh_facts(export)
     return RefreshReport([bundle.image_ids[r] for r in changed], new_attributes, time.perf_counter() - start)

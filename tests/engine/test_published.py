@@ -56,8 +56,25 @@ def test_a_published_engine_loads_back_and_answers_the_same(published) -> None:
     assert loaded.searcher.search(caption.candidate, caption.text, k=5).hits == before
     assert loaded.manifest.config["features"]["text_encoder"] == "minilm"  # the encoders travel with it
     assert set(loaded.manifest.files) == {"model.pt", "bundle.pt", "images.faiss", "images.ids.json",
-                                          "image_features.npz"}
+                                          "image_features.npz", "ranker.json", "facts.npz"}
     np.testing.assert_array_equal(loaded.image_features.matrix, engine.image_features.matrix)
+
+
+def test_the_second_stage_is_published_with_its_facts_and_answers_from_memory(published) -> None:
+    ws, engine, export, _ = published
+    stage = engine.searcher.second_stage
+    assert stage is not None and stage.sources == ("catalog",) and len(stage.facts) == len(
+        [e for e in export.edges if e.relation == "HAS_ATTRIBUTE:catalog"])
+    caption = next(c for c in export.captions if c.split == "test")
+    before = engine.searcher.search(caption.candidate, caption.text, k=5)
+    assert before.reasons is not None and len(before.reasons) == len(before.hits)
+    loaded = load_published(ws)
+    again = loaded.searcher.search(caption.candidate, caption.text, k=5)
+    assert again.hits == before.hits
+    assert [[str(r) for r in rs] for rs in again.reasons] == [[str(r) for r in rs] for rs in before.reasons]
+    np.testing.assert_array_equal(loaded.searcher.second_stage.facts.keys, stage.facts.keys)
+    plain = loaded.searcher.search(caption.candidate, caption.text, k=5, rerank=False)
+    assert plain.reasons is None  # stage one alone, as before the second stage existed
 
 
 def test_a_save_is_a_new_generation_and_unchanged_files_are_shared(published) -> None:
@@ -114,8 +131,13 @@ def test_a_refresh_gives_what_a_fresh_build_gives(published) -> None:
     export.edges.append(TypedEdge("USER_TAGGED", "Image", image, "Attribute", "dress"))  # someone tags it
     searcher = engine.searcher
     config = engine.config.graph
+    assert not searcher.second_stage.facts.lookup(np.array([0]), np.array([searcher.second_stage.facts.attribute_row[
+        "dress"]]))[0].any()
     report = refresh(searcher, export, base_features(export, engine.image_features, searcher.text_encoder), config)
     assert image in report.changed_images
+    facts = searcher.second_stage.facts  # the tag is a fact of the second stage at once
+    strength, source = facts.lookup(np.array([facts.image_row[image]]), np.array([facts.attribute_row["dress"]]))
+    assert strength[0, 0] == 1.0 and int(source[0, 0]) == 4
     fresh = build_bundle(searcher.model, build_graph_tensors(export, feats, config), engine.version,
                          [r.image_path for r in export.images])
     torch.testing.assert_close(searcher.bundle.image_layers, fresh.image_layers, atol=1e-5, rtol=1e-5)

@@ -216,10 +216,49 @@ def plot_curves(report: Report, path: Path) -> None:
     save_figure(fig, path)
 
 
+def plot_two_stage(report: Report, path: Path) -> None:
+    """Bars of exact-id R@1 and R@10 (all test queries and the balanced set) for every row, the two-stage
+    ones marked, and the learned weights of each two-stage ranker."""
+    plt = pyplot()
+    names = list(report.recall)
+    fig, axes = plt.subplots(1, 3, figsize=(18, 0.45 * len(names) + 2.5),
+                             gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    for ax, set_name in zip(axes[:2], ("all", "balanced"), strict=True):
+        y = np.arange(len(names))
+        r1 = [report.recall[n][set_name]["id_R@1"] for n in names]
+        r10 = [report.recall[n][set_name]["id_R@10"] for n in names]
+        ax.barh(y + 0.2, r10, height=0.4, label="id R@10", color="#4c72b0")
+        ax.barh(y - 0.2, r1, height=0.4, label="id R@1", color="#dd8452")
+        for yy, v in zip(y, r10, strict=True):
+            ax.text(v + 0.5, yy + 0.2, f"{v:.1f}", va="center", fontsize=7)
+        ax.set_yticks(y, [("* " if n in TWO_STAGE else "") + n for n in names], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 105)
+        ax.set_title(f"exact id, {'all test queries' if set_name == 'all' else 'group-balanced'}")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(loc="lower right", fontsize=8)
+    ax = axes[2]
+    shown = [n for n in report.rankers if report.rankers[n].get("weights")]
+    features = list(dict.fromkeys(f for n in shown for f in report.rankers[n]["weights"]))
+    for i, n in enumerate(shown):
+        w = report.rankers[n]["weights"]
+        ax.barh(np.arange(len(features)) + (i - (len(shown) - 1) / 2) * 0.8 / max(1, len(shown)),
+                [w.get(f, 0.0) for f in features], height=0.8 / max(1, len(shown)), label=n)
+    ax.set_yticks(np.arange(len(features)), features, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.5)
+    ax.set_title("learned weights (raw scale)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def write_report(report: Report, out: Path) -> None:
     atomic_write_json(out / "recall.json", report.recall)
     atomic_write_json(out / "training.json", {"training": report.training, "counts": report.counts,
                                                "rankers": report.rankers})
     atomic_write(out / "recall.md", markdown_table(report))
     plot_curves(report, out / "recall.png")
+    if report.rankers:
+        plot_two_stage(report, out / "two_stage.png")
 

@@ -48,7 +48,7 @@ class LinearRanker:
         self.weights = np.asarray(self.weights, np.float32)
         if self.weights.shape != (len(self.names),):
             raise ValueError(f"{len(self.weights)} weights for {len(self.names)} features")
-        self._fact_columns = np.array([n not in _EMBEDDING_COLUMNS for n in self.names])
+        self.fact_columns = np.array([n not in _EMBEDDING_COLUMNS for n in self.names])
 
     @classmethod
     def for_kinds(cls, config: RankerConfig, kinds: list[str], weights: np.ndarray | None = None) -> LinearRanker:
@@ -67,7 +67,7 @@ class LinearRanker:
         """Stage one's list re-ordered by score (ties keep stage one's order)."""
         x = features.matrix
         scores = x @ self.weights
-        facts = x[:, self._fact_columns]
+        facts = x[:, self.fact_columns]
         if not len(x) or not np.any(facts.max(0) - facts.min(0) > 1e-6):
             return Ranking(np.arange(len(x)), scores, features, reranked=False)
         return Ranking(np.argsort(-scores, kind="stable"), scores, features, reranked=True)

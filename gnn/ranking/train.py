@@ -98,7 +98,7 @@ def rerank(ranker: LinearRanker, lists: ResultLists) -> Tensor:
     """Each list re-ordered by the ranker (stage one's order where no fact separates its results)."""
     assert lists.features is not None
     w = ranker.weights
-    fact_cols = ranker._fact_columns
+    fact_cols = ranker.fact_columns
     out = lists.ranked.clone()
     for q in range(len(out)):
         x = lists.features[q]
@@ -238,12 +238,11 @@ def train_ranker(
             recall = list_recall(torch.gather(val.ranked, 1, order), val_qs.target)
         score = (recall[1] + recall[10]) / 2
         history.append(RankerEpoch(epoch, float(loss.item()), recall[1], recall[10], time.perf_counter() - tick))
-        if score > best_score + 1e-9:
-            best, best_score, best_epoch, stale = weights.detach().clone(), score, epoch, 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
+        stale = 0 if score > best_score + 1e-9 else stale + 1
+        if score >= best_score - 1e-9:  # a tie keeps the later, longer-trained weights
+            best, best_score, best_epoch = weights.detach().clone(), max(score, best_score), epoch
+        if stale >= config.patience:
+            break
     assert best is not None
     raw = (best / std).numpy()
     ranker = LinearRanker(config, template.names, template.kinds, raw)

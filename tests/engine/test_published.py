@@ -75,6 +75,13 @@ def test_the_second_stage_is_published_with_its_facts_and_answers_from_memory(pu
     np.testing.assert_array_equal(loaded.searcher.second_stage.facts.keys, stage.facts.keys)
     plain = loaded.searcher.search(caption.candidate, caption.text, k=5, rerank=False)
     assert plain.reasons is None  # stage one alone, as before the second stage existed
+    # Free text goes through the caption parser; its roles are what the second stage reads.
+    shirt = next(c for c in export.captions if c.candidate == "red-shirt-0")
+    roles = loaded.searcher.parse("the same shirt but in blue instead of red")
+    assert roles.added == ("blue",) and roles.removed == ("red",)
+    found = loaded.searcher.search("red-shirt-0", shirt.text, k=3, roles=roles)
+    assert found.reranked and found.hits[0][0].startswith("blue-")
+    assert any("has 'blue' (catalog), which the query adds" in r.fact for r in found.reasons[0])
 
 
 def test_a_save_is_a_new_generation_and_unchanged_files_are_shared(published) -> None:

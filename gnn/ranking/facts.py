@@ -62,6 +62,7 @@ class FactTable:
         self._kind_totals = np.zeros((len(self.image_ids), max(1, len(self.kinds))), np.float32)
         if len(self.keys):
             np.add.at(self._kind_totals, (rows, self._kind_of[self.keys % n_attr]), self.strength)
+        self._pooled: dict[tuple[str, ...], np.ndarray] = {}  # kinds -> per-image totals pooled to them
         self._liked_from = _adjacency(self.liked_from[:, ::-1])  # candidate -> images liked from it
         self._liked_with = _adjacency(np.concatenate([self.liked_with, self.liked_with[:, ::-1]]))
 
@@ -90,6 +91,25 @@ class FactTable:
         strength = np.where(hit, self.strength[pos], 0.0).astype(np.float32).reshape(n, m)
         source = np.where(hit, self.source[pos], -1).astype(np.int8).reshape(n, m)
         return strength, source
+
+    def lookup_batch(self, image_rows: np.ndarray, attribute_rows: np.ndarray) -> np.ndarray:
+        """[q, n, m] strengths of ``image_rows`` [q, n] x ``attribute_rows`` [q, m] (0: no fact; a negative
+        attribute row is padding and reads 0)."""
+        q, n = image_rows.shape
+        m = attribute_rows.shape[1]
+        if not n or not m or not len(self.keys):
+            return np.zeros((q, n, m), np.float32)
+        want = image_rows[:, :, None] * len(self.attribute_names) + np.maximum(attribute_rows, 0)[:, None, :]
+        pos = np.searchsorted(self.keys, want).clip(max=len(self.keys) - 1)
+        return np.where(self.keys[pos] == want, self.strength[pos], 0.0).astype(np.float32)
+
+    def kind_totals_batch(self, image_rows: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
+        """[..., len(kinds)] :meth:`kind_totals` of an array of image rows of any shape."""
+        key = tuple(kinds)
+        pooled = self._pooled.get(key)
+        if pooled is None:
+            pooled = self._pooled[key] = self.kind_totals(np.arange(len(self.image_ids)), kinds)
+        return pooled[image_rows]
 
     def kind_totals(self, image_rows: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
         """[n, len(kinds)] summed fact strength per kind; this table's kinds that are not in ``kinds`` are
@@ -240,6 +260,21 @@ class ListFeatures:
     kept: dict[str, list[tuple[int, float]]]  # kind -> the candidate's kept attributes (row, strength)
 
 
+def kept_attributes(facts: FactTable, query: QueryFacts, kinds: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
+    """The candidate's attributes the query keeps (neither added nor removed), by kind, with strengths."""
+    kept: dict[str, list[tuple[int, float]]] = {}
+    if query.candidate is None:
+        return kept
+    asked = set(query.added) | set(query.removed)
+    kind_index = set(kinds)
+    attrs, strengths, _ = facts.facts_of(query.candidate)
+    for a, s in zip(attrs.tolist(), strengths.tolist(), strict=True):
+        if a not in asked:
+            kind = facts.kind(a)
+            kept.setdefault(kind if kind in kind_index else OTHER_KIND, []).append((a, s))
+    return kept
+
+
 def list_features(
     facts: FactTable,
     query: QueryFacts,
@@ -251,62 +286,98 @@ def list_features(
 ) -> ListFeatures:
     """The ``names`` columns for ``results`` (fact rows, -1 where unknown: such a result has no facts),
     ranked by stage one with embedding ``scores``; ``image_similarity``: each result's image-feature
-    cosine to the candidate (0 when not given)."""
-    n = len(results)
+    cosine to the candidate (0 when not given). One list of :func:`batch_features`."""
+    sim = None if image_similarity is None else np.asarray(image_similarity, np.float32)[None]
+    matrix, kept = batch_features(facts, [query], np.asarray(results, np.int64)[None],
+                                  np.asarray(scores, np.float32)[None], names, kinds, sim)
+    return ListFeatures(matrix[0], list(names), query, np.asarray(results, np.int64), kept[0])
+
+
+def _padded(rows: list[list[int]], fill: int = -1) -> np.ndarray:
+    width = max((len(r) for r in rows), default=0)
+    out = np.full((len(rows), width), fill, np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def batch_features(
+    facts: FactTable,
+    queries: Sequence[QueryFacts],
+    results: np.ndarray,
+    scores: np.ndarray,
+    names: Sequence[str],
+    kinds: Sequence[str],
+    image_similarity: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[dict[str, list[tuple[int, float]]]]]:
+    """[q, n, len(names)] feature matrices of ``q`` lists at once (``results``, ``scores``: [q, n]), and
+    each query's kept attributes by kind (see :func:`kept_attributes`)."""
+    q_count, n = results.shape
     col = {name: j for j, name in enumerate(names)}
-    x = np.zeros((n, len(names)), np.float32)
+    x = np.zeros((q_count, n, len(names)), np.float32)
     known = results >= 0
     rows = np.where(known, results, 0)
     if "embedding_score" in col:
-        x[:, col["embedding_score"]] = scores
-        x[:, col["embedding_rank"]] = -np.log1p(np.arange(n, dtype=np.float32))
+        x[:, :, col["embedding_score"]] = scores
+        x[:, :, col["embedding_rank"]] = -np.log1p(np.arange(n, dtype=np.float32))[None]
         if "image_similarity" in col and image_similarity is not None:
-            x[:, col["image_similarity"]] = image_similarity
+            x[:, :, col["image_similarity"]] = image_similarity
     kind_index = {k: j for j, k in enumerate(kinds)}
-    kept: dict[str, list[tuple[int, float]]] = {}
+    kept = [kept_attributes(facts, q, kinds) for q in queries] if "has_added" in col else [{} for _ in queries]
     if "has_added" in col:
-        asked = set(query.added) | set(query.removed)
-        if query.candidate is not None:
-            attrs, strengths, _ = facts.facts_of(query.candidate)
-            for a, s in zip(attrs.tolist(), strengths.tolist(), strict=True):
-                if a not in asked:
-                    kept.setdefault(_kind(facts, a, kind_index), []).append((a, s))
-        kept_rows = [a for items in kept.values() for a, _ in items]
-        columns = list(query.added) + list(query.removed) + list(query.mentioned) + kept_rows
-        got, _ = facts.lookup(rows, np.array(columns, np.int64))
-        got[~known] = 0.0
-        na, nr, nm = len(query.added), len(query.removed), len(query.mentioned)
-        if na:
-            x[:, col["has_added"]] = got[:, :na].mean(1)
-        x[:, col["lacks_removed"]] = 1.0 - got[:, na : na + nr].mean(1) if nr else 1.0
-        if nm:
-            x[:, col["has_mentioned"]] = got[:, na + nr : na + nr + nm].mean(1)
-        # What the result has of each kind beyond what the query wants (added, or kept from the candidate).
-        other = facts.kind_totals(rows, kinds)
-        other[~known] = 0.0
-        for j, a in enumerate(query.added):
-            other[:, kind_index[_kind(facts, a, kind_index)]] -= got[:, j]
-        start = na + nr + nm
-        for kind, items in kept.items():
-            weights = np.array([s for _, s in items], np.float32)
-            block = got[:, start : start + len(items)]
-            start += len(items)
-            x[:, col[f"keeps:{kind}"]] = block @ weights / weights.sum()
-            other[:, kind_index[kind]] -= block @ weights
+        n_kinds = len(kinds)
+
+        def strength_of(attrs: np.ndarray) -> np.ndarray:  # [q, n, m], 0 where padded or unknown
+            got = facts.lookup_batch(rows, attrs)
+            return got * (known[:, :, None] & (attrs >= 0)[:, None, :])
+
+        def mean_of(got: np.ndarray, attrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            count = (attrs >= 0).sum(1)
+            return got.sum(2) / np.maximum(count, 1)[:, None], count
+
+        def kind_onehot(attrs: np.ndarray, weights: np.ndarray) -> np.ndarray:  # [q, m, kinds]
+            out = np.zeros((*attrs.shape, n_kinds), np.float32)
+            qi, mi = np.nonzero(attrs >= 0)
+            ki = np.array([kind_index.get(facts.kind(a), kind_index.get(OTHER_KIND, 0)) for a in attrs[qi, mi]],
+                          dtype=np.int64)
+            out[qi, mi, ki] = weights[qi, mi]
+            return out
+
+        added = _padded([q.added for q in queries])
+        removed = _padded([q.removed for q in queries])
+        mentioned = _padded([q.mentioned for q in queries])
+        kept_rows = _padded([[a for items in k.values() for a, _ in items] for k in kept])
+        kept_weights = np.zeros(kept_rows.shape, np.float32)
+        for i, k in enumerate(kept):
+            w = [s for items in k.values() for _, s in items]
+            kept_weights[i, : len(w)] = w
+        got_added, got_kept = strength_of(added), strength_of(kept_rows)
+        has_added, _ = mean_of(got_added, added)
+        x[:, :, col["has_added"]] = has_added
+        has_removed, n_removed = mean_of(strength_of(removed), removed)
+        x[:, :, col["lacks_removed"]] = np.where(n_removed[:, None] > 0, 1.0 - has_removed, 1.0)
+        x[:, :, col["has_mentioned"]] = mean_of(strength_of(mentioned), mentioned)[0]
+        # Keeps: the candidate's kept attributes of each kind the result has, weighted by the candidate's
+        # strength; other: what the result has of each kind beyond what the query wants.
+        by_kind = kind_onehot(kept_rows, kept_weights)  # [q, m, kinds]
+        keeps = np.einsum("qnm,qmk->qnk", got_kept, by_kind)
+        denominator = by_kind.sum(1)  # [q, kinds]
+        other = facts.kind_totals_batch(rows, kinds) * known[:, :, None]
+        other -= keeps + np.einsum("qnm,qmk->qnk", got_added, kind_onehot(added, np.ones(added.shape, np.float32)))
+        keeps = np.where(denominator[:, None, :] > 0, keeps / np.maximum(denominator, 1e-12)[:, None, :], 0.0)
         for kind, j in kind_index.items():
-            x[:, col[f"other:{kind}"]] = np.maximum(other[:, j], 0.0)
-    if "liked_for_query" in col and (query.liked or facts.has_likes):
-        from_candidate = facts.liked_from_candidate(query.candidate)
-        anchors = query.liked | from_candidate
-        for i, r in enumerate(results.tolist()):
-            if r < 0:
+            x[:, :, col[f"keeps:{kind}"]] = keeps[:, :, j]
+            x[:, :, col[f"other:{kind}"]] = np.maximum(other[:, :, j], 0.0)
+    if "liked_for_query" in col:
+        for i, query in enumerate(queries):
+            from_candidate = facts.liked_from_candidate(query.candidate)
+            anchors = query.liked | from_candidate
+            if not anchors:  # nothing liked for this query or from its candidate: every like column is 0
                 continue
-            x[i, col["liked_for_query"]] = float(r in query.liked)
-            x[i, col["liked_from_candidate"]] = float(r in from_candidate)
-            x[i, col["liked_with_liked"]] = float(bool(facts.liked_together(r) & anchors))
-    return ListFeatures(x, list(names), query, results, kept)
-
-
-def _kind(facts: FactTable, attribute_row: int, kind_index: dict[str, int]) -> str:
-    kind = facts.kind(attribute_row)
-    return kind if kind in kind_index else OTHER_KIND
+            for j, r in enumerate(results[i].tolist()):
+                if r < 0:
+                    continue
+                x[i, j, col["liked_for_query"]] = float(r in query.liked)
+                x[i, j, col["liked_from_candidate"]] = float(r in from_candidate)
+                x[i, j, col["liked_with_liked"]] = float(bool(facts.liked_together(r) & anchors))
+    return x, kept

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from gnn.config import RankerConfig
-from gnn.ranking.facts import EMBEDDING, FactTable, ListFeatures, QueryFacts, feature_names, list_features
+from gnn.ranking.facts import (
+    EMBEDDING,
+    GROUPS,
+    FactTable,
+    ListFeatures,
+    QueryFacts,
+    feature_names,
+    list_features,
+)
 from readers.files import atomic_write_json
 
 FORMAT = "tailor.ranker/1"
@@ -52,6 +60,10 @@ class LinearRanker:
 
     @classmethod
     def for_kinds(cls, config: RankerConfig, kinds: list[str], weights: np.ndarray | None = None) -> LinearRanker:
+        """A ranker with the columns ``config`` asks for (zero weights unless given)."""
+        unknown = sorted(set(config.groups) - set(GROUPS))
+        if unknown or not config.groups:
+            raise ValueError(f"ranker groups {list(config.groups)}: choose from {', '.join(GROUPS)}")
         names = feature_names(kinds, config.groups, config.image_similarity)
         return cls(config, names, list(kinds), np.zeros(len(names)) if weights is None else weights)
 

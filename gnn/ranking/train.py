@@ -24,7 +24,7 @@ from torch import Tensor
 
 from gnn.config import RankerConfig
 from gnn.data.graph import GraphTensors, QuerySet
-from gnn.ranking.facts import OTHER_KIND, FactTable, QueryFacts
+from gnn.ranking.facts import OTHER_KIND, FactTable, QueryFacts, batch_features
 from gnn.ranking.model import LinearRanker
 from gnn.training.evaluation import ScoreFn, gallery_rows
 from readers.progress import StartPhase
@@ -82,15 +82,17 @@ def fact_rows(facts: FactTable, g: GraphTensors) -> np.ndarray:
 
 
 def featurise_lists(ranker: LinearRanker, facts: FactTable, g: GraphTensors, lists: ResultLists,
-                    queries: list[QueryFacts], candidates: Tensor) -> np.ndarray:
-    """[q, n, f] feature matrices of every list."""
+                    queries: list[QueryFacts], candidates: Tensor, batch: int = 256) -> np.ndarray:
+    """[q, n, f] feature matrices of every list (in batches of ``batch`` lists)."""
     to_fact = fact_rows(facts, g)
     images = F.normalize(g.features["Image"], dim=-1)
     ranked, scores = lists.ranked.numpy(), lists.scores.numpy()
     out = np.zeros((*ranked.shape, len(ranker.names)), np.float32)
-    for q in range(len(ranked)):
-        similarity = (images[lists.ranked[q]] @ images[candidates[q]]).numpy()
-        out[q] = ranker.features(facts, queries[q], to_fact[ranked[q]], scores[q], similarity).matrix
+    for start in range(0, len(ranked), batch):
+        sl = slice(start, start + batch)
+        similarity = torch.einsum("qnd,qd->qn", images[lists.ranked[sl]], images[candidates[sl]]).numpy()
+        out[sl] = batch_features(facts, queries[sl], to_fact[ranked[sl]], scores[sl], ranker.names, ranker.kinds,
+                                 similarity)[0]
     return out
 
 
@@ -214,6 +216,9 @@ def train_ranker(
     assert train.features is not None and val.features is not None
 
     keep = train.target_pos >= 0
+    if not keep.any():
+        raise ValueError(f"no training query has its target in stage one's top {config.candidates}: the ranker has "
+                         "nothing to learn from (train the stage-one model longer, or raise ranker.candidates)")
     x = torch.from_numpy(train.features[keep])
     y = torch.from_numpy(train.target_pos[keep]).long()
     flat = x.reshape(-1, x.shape[-1])

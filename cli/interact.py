@@ -66,7 +66,7 @@ def query(
     for n, r in enumerate(out["results"], 1):
         console.print(f"{n:>3}. {r['id']:>8} {r['score']:.3f} {r['title']}")
         for reason in r["reasons"][:3]:
-            console.print(f"        - {reason}")
+            console.print(f"        - {reason}", markup=False)
     console.print(f"picture: {path}")
 
 

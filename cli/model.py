@@ -189,8 +189,11 @@ def search(
     path = query_sheet(bundle, image, text, [i for i, _ in result.hits], picture or ws.outputs / f"search-{image}.png",
                        target=target)
     if as_json:
+        reasons = result.reasons or [[] for _ in result.hits]
         print_json({"candidate": image, "text": text, "roles": dataclasses.asdict(result.roles),
-                    "results": [{"id": i, "score": s} for i, s in result.hits], "picture": str(path)})
+                    "results": [{"id": i, "score": s, "reasons": [str(r) for r in why]}
+                                for (i, s), why in zip(result.hits, reasons, strict=True)],
+                    "reranked": result.reranked, "picture": str(path)})
         return
     console.print(f"[bold]{image}[/] {bundle.image_titles[bundle.image_row[image]]}  +  \"{text}\"")
     console.print(f"parsed: added {list(result.roles.added)}, removed {list(result.roles.removed)}, "
@@ -200,6 +203,8 @@ def search(
     for n, (i, score) in enumerate(result.hits, 1):
         mark = "  <- target" if i == target else ""
         console.print(f"{n:>3}. {i:>8}  {score:.3f}  {bundle.image_titles[bundle.image_row[i]]}{mark}")
+        for reason in (result.reasons[n - 1][:2] if result.reasons else []):
+            console.print(f"        - {reason}", markup=False)
     console.print(f"picture: {path}")
 
 

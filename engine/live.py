@@ -152,7 +152,8 @@ class LiveEngine:
         seconds["features"] = time.perf_counter() - tick
         if self.repairing:
             report = rebuild(self.published.model_for_rebuild, self.published.version, export, features,
-                             self.config, texts, looks=self.published.image_features)
+                             self.config, texts, looks=self.published.image_features,
+                             second_stage=self.published.second_stage_for_rebuild)
         else:  # a full sync rebuilds the whole index too: it repairs rows whatever drifted
             report = refresh(self.engine, export, features, self.config, rebuild_index=full)
         seconds["embeddings + index"] = report.seconds

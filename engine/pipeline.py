@@ -17,7 +17,7 @@ from neo4j import Driver
 from engine.errors import DataError, NotPublishedError
 from engine.published import EngineStore, ImageFeatures, Manifest, PublishedEngine
 from engine.workspace import Workspace
-from gnn.config import ExperimentConfig, FeatureConfig
+from gnn.config import ExperimentConfig, FeatureConfig, GraphConfig, RankerConfig
 from graphdb.export import export_graph
 from readers.graph_records import GraphExport
 from readers.progress import StartPhase, no_progress
@@ -146,10 +146,34 @@ def text_encoding(ws: Workspace, config: ExperimentConfig, start_phase: StartPha
     return cached_text_encoder(ws.features, config.features.text_encoder, start_phase)
 
 
+def second_stage(run: Any, export: GraphExport, config: RankerConfig, graph: GraphConfig, model_version: str,
+                 image_features: ImageFeatures, ws: Workspace, log: Log = _quiet,
+                 start_phase: StartPhase | None = None) -> Any:
+    """The ranker that re-orders the model's answers (trained on its training queries, or reused) with the
+    facts it reads from ``export``: a :class:`gnn.ranking.stage.SecondStage`, or None when it is off."""
+    from gnn.ranking.facts import FactTable, fact_sources
+    from gnn.ranking.stage import SecondStage
+    from gnn.ranking.train import fit_ranker
+    from gnn.training.evaluation import retriever_scorer
+
+    if not config.enabled:
+        return None
+    sources = fact_sources(config, graph)
+    facts = FactTable.from_export(export, sources, tags=config.tags)
+    score = retriever_scorer(run.model, run.graph)
+    ranker, _ = fit_ranker(run.name, model_version, facts, sources, run.graph, score, export.caption_roles(),
+                           config, ws.checkpoints, log, start_phase)
+    log(f"second stage: {len(facts):,} facts ({', '.join(sources)}"
+        f"{' + tags' if config.tags else ''}), re-ranking the top {config.candidates}")
+    return SecondStage(ranker, facts, sources, image_features)
+
+
 def publish(run: Any, prepared: PreparedGraph, ws: Workspace, driver: Driver | None = None,
-            log: Log = _quiet, start_phase: StartPhase | None = None) -> PublishedEngine:
+            log: Log = _quiet, start_phase: StartPhase | None = None,
+            ranker: RankerConfig | None = None) -> PublishedEngine:
     """Make a fitted graph model the one search, query and the interactions use: a new engine generation
-    (bundle, FAISS index, image features, the model), and its embeddings written to Neo4j."""
+    (bundle, FAISS index, image features, the model, the second stage and its facts), and its embeddings
+    written to Neo4j. ``ranker``: the second stage's config (default: the one saved with the model)."""
     from gnn.checkpoint import load_checkpoint
     from gnn.retrieval.search import QueryEngine, build_bundle, build_index
 
@@ -162,7 +186,10 @@ def publish(run: Any, prepared: PreparedGraph, ws: Workspace, driver: Driver | N
                         config=checkpoint.config.to_dict(), data=run.meta.get("data", {}), counts={},
                         encoders=prepared.features.encoders)
     image_features = ImageFeatures([r.id for r in export.images], prepared.features.arrays["Image"])
-    searcher = QueryEngine(run.model, bundle, index, text_features_for(ws, manifest), looks=image_features)
+    stage = second_stage(run, export, ranker or checkpoint.config.ranker, checkpoint.config.graph, version,
+                         image_features, ws, log, start_phase)
+    searcher = QueryEngine(run.model, bundle, index, text_features_for(ws, manifest), stage,
+                           looks=image_features)
     engine = PublishedEngine(manifest, checkpoint, searcher, image_features)
     folder = engine.save(EngineStore(ws.engine), model_file=run.checkpoint)
     log(f"index: {len(index):,} images -> {folder} (model version {version})")
@@ -186,7 +213,7 @@ def train_and_publish(driver: Driver, ws: Workspace, name: str, config: Experime
         raise DataError(f"only graph models are published; choose one of {', '.join(GRAPH_SOURCES)}")
     prepared = prepare(driver, ws, config, log, start_phase)
     run = fit(prepared, name, config, ws, log, start_phase)
-    return publish(run, prepared, ws, driver, log, start_phase)
+    return publish(run, prepared, ws, driver, log, start_phase, ranker=config.ranker)
 
 
 def text_features_for(ws: Workspace, manifest: Manifest) -> Any:

@@ -11,6 +11,9 @@ Layout under ``$TAILOR_HOME/engine/``::
       bundle.pt             per-layer embeddings of images and attributes (new queries are encoded from them)
       images.faiss          the FAISS index of image embeddings, with images.ids.json
       image_features.npz    the image features the embeddings were computed from
+      ranker.json           (optional) the second stage's ranker: weights over named facts, its config
+      facts.npz             (with it) the facts it reads: image -> attribute (strength, source), kinds,
+                            likes; read from the base graph at publish time and again by every sync
       base.pkl              (optional) the base graph as last read from Neo4j, for incremental syncs
 
 A save writes a whole new generation folder (unchanged files are hard links to the previous one), then
@@ -53,6 +56,7 @@ FILES = ("model.pt", "bundle.pt", "images.faiss", "images.ids.json", "image_feat
 BASE_FILE = "base.pkl"
 # What the rest is computed from: with these intact, a full sync rebuilds the others from the database.
 SOURCE_FILES = ("model.pt", "image_features.npz")
+RANKER_FILE, FACTS_FILE = "ranker.json", "facts.npz"
 REPAIR = "run `tailor sync --full` to rebuild the index from the database, or `tailor train` to publish anew"
 
 
@@ -351,6 +355,9 @@ class PublishedEngine:
         """The live generation. ``text_features`` encodes query text (quacks like a text encoder); it must
         be the encoder the manifest names (see :func:`engine.pipeline.text_features_for`)."""
         from gnn.checkpoint import load_checkpoint
+        from gnn.ranking.facts import FactTable
+        from gnn.ranking.model import LinearRanker
+        from gnn.ranking.stage import SecondStage
         from gnn.retrieval.index import ImageIndex
         from gnn.retrieval.search import QueryEngine, SearchBundle
 
@@ -363,6 +370,11 @@ class PublishedEngine:
             bundle = SearchBundle.load(folder / "bundle.pt")
             index = ImageIndex.load(folder / "images.faiss")
             features = ImageFeatures.load(folder / "image_features.npz")
+            second_stage = None
+            if RANKER_FILE in manifest.files:
+                ranker = LinearRanker.load(folder / RANKER_FILE)
+                second_stage = SecondStage(ranker, FactTable.load(folder / FACTS_FILE),
+                                           tuple(ranker.meta.get("sources", ())), features)
         except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
             raise ArtifactError(f"{folder}: {exc}; {REPAIR}") from exc
         for what, version in (("model.pt", checkpoint.version), ("bundle.pt", bundle.version),
@@ -373,7 +385,7 @@ class PublishedEngine:
         if len(index) != len(bundle.image_ids):
             raise ArtifactError(f"{folder / 'images.faiss'} holds {len(index)} images, the bundle "
                                 f"{len(bundle.image_ids)}; {REPAIR}")
-        searcher = QueryEngine(_model(checkpoint), bundle, index, text_features, looks=features)
+        searcher = QueryEngine(_model(checkpoint), bundle, index, text_features, second_stage, looks=features)
         return cls(manifest, checkpoint, searcher, features, read_base(folder, manifest.version), folder)
 
     @classmethod
@@ -398,6 +410,20 @@ class PublishedEngine:
         engine = cls(manifest, checkpoint, None, features, None, folder)
         engine.text_features = text_features
         engine.model_for_rebuild = _model(checkpoint)
+        engine.second_stage_for_rebuild = None  # its facts are read again from the database by the rebuild
+        if RANKER_FILE in manifest.files:
+            from gnn.ranking.facts import FactTable
+            from gnn.ranking.model import LinearRanker
+            from gnn.ranking.stage import SecondStage
+
+            try:
+                store.verify(folder, manifest, (RANKER_FILE,))
+                ranker = LinearRanker.load(folder / RANKER_FILE)
+            except (OSError, ValueError, KeyError, ArtifactError):
+                ranker = None  # a damaged ranker: the rebuilt engine answers in the embedding order
+            if ranker is not None:
+                engine.second_stage_for_rebuild = SecondStage(ranker, FactTable.from_export(GraphExport(), ()),
+                                                              tuple(ranker.meta.get("sources", ())), features)
         return engine
 
     # --- saving -----------------------------------------------------------------------------------
@@ -417,6 +443,10 @@ class PublishedEngine:
             self.index.save(folder / "images.faiss")
             if self.base is not None:
                 write_base(folder / BASE_FILE, self.base, self.version)
+            stage = self.searcher.second_stage
+            if stage is not None:
+                stage.ranker.save(folder / RANKER_FILE)
+                stage.facts.save(folder / FACTS_FILE)
 
         reuse = {}
         if previous is not None:
@@ -427,6 +457,8 @@ class PublishedEngine:
         self.manifest.counts = {"images": len(self.bundle.image_ids),
                                 "attributes": len(self.bundle.attribute_names),
                                 "image_features": len(self.image_features)}
+        if self.searcher.second_stage is not None:
+            self.manifest.counts["facts"] = len(self.searcher.second_stage.facts)
         with store.writing():
             self.folder = store.commit(write, self.manifest, reuse)
         self.features_changed = False

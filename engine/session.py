@@ -130,23 +130,22 @@ class InteractiveSession:
     # --- interactions ------------------------------------------------------------------------------
     def search(self, image: str, text: str, k: int = 10) -> dict[str, Any]:
         """Answer a composed query without storing anything and without reading Neo4j (reasons from the
-        engine's memory, :meth:`quick_reasons`)."""
+        engine's memory: the second stage's facts, or what was asked)."""
         start = time.perf_counter()
         self._check_k(k)
         self._check_text(text, "text")
         engine = self.engine
         self._check_image(engine, image)
         result = engine.search(image, text, k)
-        b = engine.bundle
-        results = [{"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
-                    "reasons": self.quick_reasons(engine, image, result.roles, hit, result.fallback)}
-                   for hit, score in result.hits]
+        results = self._results(engine, result)
         return {"candidate": image, "text": text, "roles": _roles(result.roles), "fallback": result.fallback,
                 "results": results,
                 "seconds": round(time.perf_counter() - start, 4)}
 
     def query(self, image: str, text: str, k: int = 10, who: str = "cli") -> dict[str, Any]:
-        """Store the query (a Caption node), answer it, give each result its reasons."""
+        """Store the query (a Caption node), answer it, give each result its reasons (the second stage's
+        facts and their weights, from memory; from the graph in one read when the engine has no second
+        stage)."""
         from graphdb.explain import explain_facts
         from graphdb.interactions import UnknownNodeError, store_query
 
@@ -162,15 +161,11 @@ class InteractiveSession:
                 query_id = store_query(self.driver, image, text, roles, who=who)
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
-        b = engine.bundle
-        if result.fallback:  # ranked by looks: the graph's facts are not why these came back
-            facts: dict[str, list[str]] = {hit: [] for hit, _ in result.hits}
-        else:
+        facts: dict[str, list[str]] = {}
+        if result.reasons is None and not result.fallback:
             with database_calls(done=f"the query is stored as {query_id}"):
                 facts = explain_facts(self.driver, query_id, [hit for hit, _ in result.hits])  # one round trip
-        results = [{"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
-                    "reasons": facts[hit] or self._fallback_reasons(engine, hit, roles, text, result.fallback)}
-                   for hit, score in result.hits]
+        results = self._results(engine, result, facts)
         return {"query_id": query_id, "candidate": image, "text": text, "roles": _roles(roles),
                 "fallback": result.fallback,
                 "results": results, "seconds": round(time.perf_counter() - start, 4)}
@@ -200,12 +195,18 @@ class InteractiveSession:
 
     def answer(self, query_id: str, k: int = 10) -> list[dict[str, Any]]:
         """A stored query answered again with what the graph knows now, its likes included (first, and
-        never below the rank each had when liked: :func:`never_demote`)."""
+        never below the rank each had when liked: :func:`never_demote`), each with its reasons."""
         stored = self._stored(query_id)
         engine = self.engine
+        ranked, result = self._ranked(engine, stored, k)
+        reasons = dict(zip((h for h, _ in result.hits), self._results(engine, result), strict=True))
         b = engine.bundle
-        return [{"id": i, "score": score, "title": b.image_titles[b.image_row[i]], "liked": liked}
-                for i, score, liked in self._ranked(engine, stored, k)]
+        out = []
+        for i, score, liked in ranked:
+            row = reasons.get(i) or {"reasons": self._fallback_reasons(engine, i, stored.roles), "facts": []}
+            out.append({"id": i, "score": score, "title": b.image_titles[b.image_row[i]], "liked": liked,
+                        "reasons": row["reasons"], "facts": row["facts"]})
+        return out
 
     def tag(self, sentence: str, image: str, who: str = "cli") -> dict[str, Any]:
         """More metadata: the attributes a sentence names, linked to the image (USER_TAGGED). A phrase the
@@ -276,12 +277,9 @@ class InteractiveSession:
                 "images": len(engine.bundle.image_ids) if engine is not None else 0, "neo4j": neo4j, "index": index}
 
     # --- reasons -----------------------------------------------------------------------------------
-    def quick_reasons(self, engine, candidate: str, roles, result_id: str, fallback: str = "") -> list[str]:
-        """Reasons for a result from memory alone (no Neo4j read): what the read-only search gives."""
-        return self._fallback_reasons(engine, result_id, roles, fallback=fallback)
-
     @staticmethod
-    def _fallback_reasons(engine, result_id: str, roles, text: str = "", fallback: str = "") -> list[str]:
+    def _fallback_reasons(engine, result_id: str, roles, text: str = "", fallback: str = "",
+                          note: str = "") -> list[str]:
         """Reasons when the graph has no facts to give (e.g. an attribute-less product), or when nothing in
         the text was understood as a change and the answer is ranked by looks (``fallback="looks"``)."""
         b = engine.bundle
@@ -293,6 +291,8 @@ class InteractiveSession:
             out.append(f"no change understood{said}{note}: ranked by looks alone, like an image search")
         if roles.added:
             out.append(f"asked for: {', '.join(roles.added)}")
+        if note:
+            out.append(note)
         return [*out, f"title: {b.image_titles[b.image_row[result_id]]}"]
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -305,18 +305,18 @@ class InteractiveSession:
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
 
-    def _ranked(self, engine, stored, k: int) -> list[tuple[str, float | None, bool]]:
+    def _ranked(self, engine, stored, k: int) -> tuple[list[tuple[str, float | None, bool]], Any]:
         if stored.candidate not in engine.bundle.image_row:
             raise UnknownIdError(f"query {stored.id!r}: its candidate {stored.candidate!r} is not in the "
                                  "published index")
         liked = [i for i in stored.liked_in_order if i in engine.bundle.image_row and i != stored.candidate]
-        hits = engine.search(stored.candidate, stored.text, k + len(liked), roles=stored.roles,
-                             liked=stored.liked).hits
-        return never_demote(hits, liked, k)
+        result = engine.search(stored.candidate, stored.text, k + len(liked), roles=stored.roles,
+                               liked=stored.liked)
+        return never_demote(result.hits, liked, k), result
 
     def _ranks_now(self, stored, images: list[str]) -> dict[str, int]:
         """Where ``images`` rank in the query's answer now (those within the first ``max_k``)."""
-        ranked = self._ranked(self.engine, stored, self.limits.max_k)
+        ranked, _ = self._ranked(self.engine, stored, self.limits.max_k)
         position = {i: n for n, (i, _, _) in enumerate(ranked, 1)}
         return {i: position[i] for i in images if i in position}
 
@@ -340,6 +340,24 @@ class InteractiveSession:
                                "save_seconds": round(report.save_seconds, 3),
                                "seconds": {k: round(v, 4) for k, v in report.seconds.items()}, "shared": False}
             return self._last_sync
+
+    def _results(self, engine, result, graph_facts: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """Hits as dicts: ``reasons`` in words (the second stage's with their weight; else the graph's facts
+        ``graph_facts`` when given; else what was asked), ``facts`` the second stage's as {fact, weight}."""
+        b = engine.bundle
+        rows = []
+        for n, (hit, score) in enumerate(result.hits):
+            if result.reasons is not None:
+                reasons = result.reasons[n]
+                texts, facts = [str(r) for r in reasons], [r.as_dict() for r in reasons]
+            else:
+                texts = (graph_facts or {}).get(hit) or self._fallback_reasons(
+                    engine, hit, result.roles, result.text, result.fallback,
+                    note="" if result.fallback else "ranked by embedding similarity alone (no second stage)")
+                facts = []
+            rows.append({"id": hit, "score": score, "title": b.image_titles[b.image_row[hit]],
+                         "reasons": texts, "facts": facts})
+        return rows
 
     @property
     def extractor_trained(self) -> bool:

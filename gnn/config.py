@@ -11,7 +11,7 @@ from readers.graph_records import INTERACTION_TYPES, NODE_KINDS
 
 __all__ = [
     "NODE_KINDS", "AttributeConfig", "EvalConfig", "ExperimentConfig", "FeatureConfig", "GraphConfig", "ModelConfig",
-    "PhrasingConfig", "SimulationConfig", "TrainConfig",
+    "PhrasingConfig", "RankerConfig", "SimulationConfig", "TrainConfig",
 ]
 
 
@@ -149,6 +149,31 @@ class PhrasingConfig:
 
 
 @dataclass
+class RankerConfig:
+    """The second stage (``gnn.ranking``): stage one's top ``candidates`` from FAISS re-ranked by a linear
+    model over facts of each result against the query, trained listwise on training queries (validation
+    for early stopping). Saved with the ranker and the engine that uses it."""
+
+    enabled: bool = True  # off: answers are stage one's order (the embedding ranking)
+    candidates: int = 200  # stage one's list the second stage re-orders (never drops: it is soft)
+    groups: tuple[str, ...] = ("embedding", "facts", "interactions")  # feature groups (the ablation)
+    attribute_sources: tuple[str, ...] | None = None  # HAS_ATTRIBUTE sources read as facts; None: the model's
+    tags: bool = True  # USER_TAGGED edges count as attribute facts
+    image_similarity: bool = True  # the result's image-feature cosine to the candidate, an embedding feature
+    epochs: int = 300
+    lr: float = 0.05
+    weight_decay: float = 1e-4  # L2 on the standardised weights
+    patience: int = 30  # epochs without a better validation score (mean of id R@1 and R@10) before stopping
+    max_train_queries: int = 6000  # training lists (seeded sample), each ``candidates`` long
+    max_val_queries: int = 2000
+    # Simulated "I like that" on this share of the training lists: the shopper likes the target and the
+    # images nearest it (by image features), so the like facts get a learned weight.
+    like_share: float = 0.05
+    liked_per_example: int = 5
+    seed: int = 0
+
+
+@dataclass
 class EvalConfig:
     """How the recall table is measured (does not change training)."""
 
@@ -166,6 +191,7 @@ class ExperimentConfig:
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     phrasing: PhrasingConfig = field(default_factory=PhrasingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    ranker: RankerConfig = field(default_factory=RankerConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -221,10 +247,13 @@ class ExperimentConfig:
             # ... and checkpoints from before phrasings existed, with their catalog captions only.
             phrasing=build(PhrasingConfig, data.get("phrasing", {"enabled": False})),
             eval=build(EvalConfig, data.get("eval", {})),
+            ranker=build(RankerConfig, data.get("ranker", {})),
         )
 
     def training_key(self) -> dict[str, Any]:
-        """The part of the config that decides a trained model (what a checkpoint is reused by)."""
+        """The part of the config that decides a trained model (what a checkpoint is reused by); the second
+        stage is trained after it, on its own key."""
         key = self.to_dict()
         key.pop("eval")
+        key.pop("ranker")
         return key

@@ -78,7 +78,8 @@ def _attribute_edge(r) -> TypedEdge:
     weight = 1.0
     if r["source"] == PREDICTED and r["confidence"] is not None:
         weight = float(r["confidence"])
-    return TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"], weight)
+    return TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"], weight,
+                     r["confidence"])
 
 
 def _read_product_side(session, out: GraphExport, min_confidence: float) -> None:

@@ -77,7 +77,8 @@ class TypedEdge:
     (``HAS_ATTRIBUTE:<source>``, ``MENTIONS:<role>``, ``MODIFIES`` or an interaction type).
 
     ``weight`` is the edge's share in its relation's weighted mean of messages: the confidence of a
-    predicted attribute, 1 for every edge that is simply there."""
+    predicted attribute, 1 for every edge that is simply there. ``confidence``: a HAS_ATTRIBUTE edge's
+    (predicted edges carry the classifier's; None: a plain fact), what the second stage reads."""
 
     relation: str
     src_kind: str
@@ -85,6 +86,7 @@ class TypedEdge:
     dst_kind: str
     dst: str
     weight: float = 1.0
+    confidence: float | None = None
 
 
 @dataclass

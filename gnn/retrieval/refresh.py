@@ -75,17 +75,21 @@ def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.nda
     refreshed.bundle = bundle
     refreshed.index = index
     refreshed.rebuild_vocabulary()
+    if engine.second_stage is not None:  # the facts it reads follow the same graph (a new copy: reads go on)
+        refreshed.second_stage = engine.second_stage.with_facts(export)
     return RefreshReport(refreshed, [bundle.image_ids[r] for r in changed], new_attributes,
                          time.perf_counter() - start)
 
 
 @torch.no_grad()
 def rebuild(model, version: str, export: GraphExport, features: dict[str, np.ndarray], config,
-            text_features, looks=None) -> RefreshReport:
+            text_features, looks=None, second_stage=None) -> RefreshReport:
     """A new engine from the model alone (no previous bundle or index to start from): the repair of an
     engine whose bundle or index was lost or corrupt. Every image counts as changed."""
     start = time.perf_counter()
     g = build_graph_tensors(export, features, config)
     bundle = build_bundle(model, g, version, [r.image_path for r in export.images])
-    engine = QueryEngine(model, bundle, build_index(bundle), text_features, looks=looks)
+    if second_stage is not None:
+        second_stage = second_stage.with_facts(export)
+    engine = QueryEngine(model, bundle, build_index(bundle), text_features, second_stage, looks=looks)
     return RefreshReport(engine, list(bundle.image_ids), len(bundle.attribute_names), time.perf_counter() - start)

@@ -4,7 +4,8 @@ A :class:`SearchBundle` keeps every layer's embeddings of images and attributes.
 caption node that listens to its candidate (``MODIFIES~rev``) and to the attributes its text adds,
 removes or mentions (``MENTIONS:<role>~rev``); since it sends nothing, its embedding is computed from
 those neighbours alone (:meth:`GraphEncoder.encode_leaf`), composed with the candidate, and searched in
-the FAISS index of image embeddings.
+the FAISS index of image embeddings. With a second stage (:mod:`gnn.ranking.stage`), FAISS's top
+candidates are re-ordered by the ranker over the facts held in memory, and every hit gets its reasons.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from gnn.checkpoint import atomic_save
 from gnn.data.graph import GraphTensors
 from gnn.nn.model import GraphRetriever
+from gnn.ranking.stage import Reason, SecondStage
 from gnn.retrieval.index import ImageIndex
 from readers.captions import CaptionRoles, Vocabulary, parse_relative_caption
 from readers.graph_records import CAPTION_ROLES, LIKED_FOR, MENTIONS, MODIFIES, reverse
@@ -99,20 +101,25 @@ class QueryResult:
     hits: list[tuple[str, float]]
     seconds: float
     caption_embedding: np.ndarray | None = None
+    reasons: list[list[Reason]] | None = None  # per hit, from the second stage (None: it did not run)
+    reranked: bool = False  # the second stage changed stage one's order
     fallback: str = ""  # "" (the graph model) | "looks" (nothing understood: ranked by image similarity)
 
 
 class QueryEngine:
-    """Trained weights + bundle + FAISS index + text encoder: text in, ranked product ids out."""
+    """Trained weights + bundle + FAISS index + text encoder (+ the second stage): text in, ranked product
+    ids out."""
 
     def __init__(self, model: GraphRetriever, bundle: SearchBundle, index: ImageIndex, text_encoder,
-                 looks=None):
-        """``looks``: the image features the embeddings came from (``ids``, ``matrix``, ``row``: an
+                 second_stage: SecondStage | None = None, looks=None):
+        """``second_stage``: re-orders FAISS's top candidates by the facts it holds (None: the embedding
+        order). ``looks``: the image features the embeddings came from (``ids``, ``matrix``, ``row``: an
         :class:`engine.published.ImageFeatures`); a query whose parse is unsure is ranked by them."""
         self.model = model.eval()
         self.bundle = bundle
         self.index = index
         self.text_encoder = text_encoder
+        self.second_stage = second_stage
         self.looks = looks
         self._looks_unit: tuple[object, np.ndarray] | None = None  # (the matrix it was made from, unit rows)
         self.rel = {name: i for i, name in enumerate(bundle.relations)}
@@ -157,19 +164,27 @@ class QueryEngine:
 
     def search(
         self, candidate: str, text: str, k: int = 10, roles: CaptionRoles | None = None,
-        liked: tuple[str, ...] = (),
+        liked: tuple[str, ...] = (), rerank: bool = True,
     ) -> QueryResult:
-        """The top ``k`` for a candidate and a caption. Where the parse is unsure (nothing added or removed,
-        or a doubtful reading) and the query has no likes, the answer is ranked by looks alone, as image
-        search would (``fallback="looks"``): measured, the model's text-only path does worse than that."""
+        """The top ``k`` for a candidate and a caption: FAISS's, re-ordered by the second stage when the
+        engine has one (and ``rerank``); the second stage re-orders FAISS's top ``candidates``. Where the
+        parse is unsure (nothing added or removed, or a doubtful reading) and the query has no likes, the
+        answer is ranked by looks alone, as image search would (``fallback="looks"``): measured, the
+        model's text-only path does worse than that."""
         start = time.perf_counter()
         roles = roles or self.parse(text)
         if roles.unsure and not liked and self.looks is not None and candidate in self.looks.row:
             hits = self.similar_looks(candidate, k)
             return QueryResult(candidate, text, roles, hits, time.perf_counter() - start, None, fallback="looks")
         vector, caption = self.query_vector(candidate, text, roles, liked)
-        hits = self.index.search(vector[None], k, exclude=[candidate])[0]
-        return QueryResult(candidate, text, roles, hits, time.perf_counter() - start, caption)
+        stage = self.second_stage if rerank and self.second_stage is not None and self.second_stage.enabled else None
+        depth = max(k, stage.candidates) if stage is not None else k
+        hits = self.index.search(vector[None], depth, exclude=[candidate])[0]
+        if stage is None:
+            return QueryResult(candidate, text, roles, hits, time.perf_counter() - start, caption)
+        out = stage.rerank(candidate, hits, roles.added, roles.removed, roles.mentioned, liked, k=k)
+        return QueryResult(candidate, text, roles, out.hits, time.perf_counter() - start, caption, out.reasons,
+                           out.reranked)
 
     def similar_looks(self, candidate: str, k: int) -> list[tuple[str, float]]:
         """The ``k`` indexed images whose image features are nearest the candidate's (cosine)."""

@@ -38,7 +38,8 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     _invoke(env, "load", "catalog", str(CATALOG), "--limit", "400")
     _invoke(env, "train", "--epochs", "2")
     generation = EngineStore(tmp_path / "home" / "engine").current()
-    assert {"manifest.json", "images.faiss", "model.pt", "bundle.pt"} <= {p.name for p in generation.iterdir()}
+    assert {"manifest.json", "images.faiss", "model.pt", "bundle.pt", "ranker.json", "facts.npz"} <= {
+        p.name for p in generation.iterdir()}
 
     # A test query from the saved split: its candidate and caption.
     records, _, _ = empty_graph.execute_query(
@@ -53,6 +54,10 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
     query_id = answer["query_id"]
     assert [r["id"] for r in answer["results"]] == ids  # same model, same index: same ranking
     assert all(r["reasons"] for r in answer["results"])
+    # The reasons are the second stage's facts with their weights, and they add up to the order.
+    totals = [sum(f["weight"] for f in r["facts"]) for r in answer["results"]]
+    assert all(r["facts"] and len(r["facts"]) == len(r["reasons"]) for r in answer["results"])
+    assert all(a >= b - 0.05 for a, b in zip(totals, totals[1:], strict=False))  # tiny facts are not shown
 
     liked = _json(env, "like", "--query", query_id, "--images", f"{ids[3]},{ids[4]}")
     assert liked["created"] == {"LIKED_FOR": 2, "LIKED_FROM": 2}

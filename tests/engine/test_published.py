@@ -29,8 +29,32 @@ def test_a_published_engine_loads_back_and_answers_the_same(published) -> None:
     assert loaded.searcher.search(caption.candidate, caption.text, k=5).hits == before
     assert loaded.manifest.config["features"]["text_encoder"] == "minilm"  # the encoders travel with it
     assert set(loaded.manifest.files) == {"model.pt", "bundle.pt", "images.faiss", "images.ids.json",
-                                          "image_features.npz"}
+                                          "image_features.npz", "ranker.json", "facts.npz"}
     np.testing.assert_array_equal(loaded.image_features.matrix, engine.image_features.matrix)
+
+
+def test_the_second_stage_is_published_with_its_facts_and_answers_from_memory(published) -> None:
+    ws, engine, export, _ = published
+    stage = engine.searcher.second_stage
+    assert stage is not None and stage.sources == ("catalog",) and len(stage.facts) == len(
+        [e for e in export.edges if e.relation == "HAS_ATTRIBUTE:catalog"])
+    caption = next(c for c in export.captions if c.split == "test")
+    before = engine.searcher.search(caption.candidate, caption.text, k=5)
+    assert before.reasons is not None and len(before.reasons) == len(before.hits)
+    loaded = load_published(ws)
+    again = loaded.searcher.search(caption.candidate, caption.text, k=5)
+    assert again.hits == before.hits
+    assert [[str(r) for r in rs] for rs in again.reasons] == [[str(r) for r in rs] for rs in before.reasons]
+    np.testing.assert_array_equal(loaded.searcher.second_stage.facts.keys, stage.facts.keys)
+    plain = loaded.searcher.search(caption.candidate, caption.text, k=5, rerank=False)
+    assert plain.reasons is None  # stage one alone, as before the second stage existed
+    # Free text goes through the caption parser; its roles are what the second stage reads.
+    shirt = next(c for c in export.captions if c.candidate == "red-shirt-0")
+    roles = loaded.searcher.parse("the same shirt but in blue instead of red")
+    assert roles.added == ("blue",) and roles.removed == ("red",)
+    found = loaded.searcher.search("red-shirt-0", shirt.text, k=3, roles=roles)
+    assert found.reranked and found.hits[0][0].startswith("blue-")
+    assert any("has 'blue' (catalog), which the query adds" in r.fact for r in found.reasons[0])
 
 
 def test_a_save_is_a_new_generation_and_unchanged_files_are_shared(published) -> None:
@@ -88,9 +112,16 @@ def test_a_refresh_gives_what_a_fresh_build_gives(published) -> None:
     old = engine.searcher
     old_vector, old_layers = old.index.vector(image), old.bundle.image_layers.clone()
     config = engine.config.graph
+    stage = old.second_stage
+    assert not stage.facts.lookup(np.array([0]), np.array([stage.facts.attribute_row["dress"]]))[0].any()
     report = refresh(old, export, base_features(export, engine.image_features, old.text_encoder), config)
     assert image in report.changed_images
     searcher = report.engine
+    facts = searcher.second_stage.facts  # the tag is a fact of the second stage at once
+    strength, source = facts.lookup(np.array([facts.image_row[image]]), np.array([facts.attribute_row["dress"]]))
+    assert strength[0, 0] == 1.0 and int(source[0, 0]) == 4
+    assert searcher.second_stage is not stage and not stage.facts.lookup(  # ... in a copy: reads go on
+        np.array([0]), np.array([stage.facts.attribute_row["dress"]]))[0].any()
     fresh = build_bundle(searcher.model, build_graph_tensors(export, feats, config), engine.version,
                          [r.image_path for r in export.images])
     torch.testing.assert_close(searcher.bundle.image_layers, fresh.image_layers, atol=1e-5, rtol=1e-5)

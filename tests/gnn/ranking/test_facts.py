@@ -1,0 +1,76 @@
+"""gnn.ranking.facts: facts read from an export whatever their source, and the columns they give a list."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gnn.ranking.facts import OTHER_KIND, FactTable, QueryFacts, feature_names, list_features
+from readers.graph_records import GraphExport, ImageRow, TypedEdge
+
+
+def _export() -> GraphExport:
+    export = GraphExport(images=[ImageRow(i, "", i, "test", "g") for i in ("a", "b", "c", "d")])
+    export.attributes = {"red": "colour", "blue": "colour", "shirt": "article_type", "men": "gender",
+                         "summer": "season"}
+    edge = lambda rel, img, attr, conf=None: TypedEdge(rel, "Image", img, "Attribute", attr, conf)  # noqa: E731
+    export.edges = [
+        edge("HAS_ATTRIBUTE:catalog", "a", "red"), edge("HAS_ATTRIBUTE:catalog", "a", "shirt"),
+        edge("HAS_ATTRIBUTE:catalog", "a", "men"),
+        edge("HAS_ATTRIBUTE:catalog", "b", "blue"), edge("HAS_ATTRIBUTE:catalog", "b", "shirt"),
+        edge("HAS_ATTRIBUTE:catalog", "b", "men"), edge("HAS_ATTRIBUTE:catalog", "b", "summer"),
+        edge("HAS_ATTRIBUTE:predicted", "c", "blue", 0.8), edge("HAS_ATTRIBUTE:predicted", "c", "shirt", 0.6),
+        edge("HAS_ATTRIBUTE:predicted", "b", "blue", 0.3),  # weaker than b's catalog fact: the catalog's counts
+        edge("USER_TAGGED", "d", "blue"),
+        TypedEdge("LIKED_FROM", "Image", "b", "Image", "a"), TypedEdge("LIKED_WITH", "Image", "b", "Image", "d"),
+    ]
+    return export
+
+
+def test_facts_keep_each_source_with_its_strength_and_the_strongest_wins() -> None:
+    facts = FactTable.from_export(_export(), ("catalog", "predicted"))
+    rows = np.array([facts.image_row[i] for i in "abcd"])
+    strength, source = facts.lookup(rows, np.array([facts.attribute_row["blue"]]))
+    np.testing.assert_allclose(strength[:, 0], [0.0, 1.0, 0.8, 1.0])
+    assert [int(s) for s in source[:, 0]] == [-1, 0, 1, 4]  # none, catalog, predicted, a user's tag
+    assert len(FactTable.from_export(_export(), ("catalog",), tags=False)) == 7
+    only_predicted = FactTable.from_export(_export(), ("predicted",), tags=False)
+    assert len(only_predicted) == 3 and not only_predicted.lookup(rows[:1], np.array([0]))[0].any()
+    assert facts.liked_from_candidate(facts.image_row["a"]) == {facts.image_row["b"]}
+    assert facts.liked_together(facts.image_row["d"]) == {facts.image_row["b"]}
+
+
+def test_a_fact_table_saves_and_loads_whole(tmp_path) -> None:
+    facts = FactTable.from_export(_export(), ("catalog", "predicted"))
+    facts.save(tmp_path / "facts.npz")
+    back = FactTable.load(tmp_path / "facts.npz")
+    assert back.image_ids == facts.image_ids and back.attribute_kinds == facts.attribute_kinds
+    np.testing.assert_array_equal(back.keys, facts.keys)
+    np.testing.assert_array_equal(back.strength, facts.strength)
+    np.testing.assert_array_equal(back.liked_with, facts.liked_with)
+    (tmp_path / "bad.npz").write_bytes(b"not a table")
+    with pytest.raises(ValueError):
+        FactTable.load(tmp_path / "bad.npz")
+
+
+def test_the_columns_state_each_fact_of_a_result_against_the_query() -> None:
+    facts = FactTable.from_export(_export(), ("catalog", "predicted"))
+    kinds = ["article_type", "colour", "gender", OTHER_KIND]  # season is pooled into "other"
+    names = feature_names(kinds)
+    # "this red shirt (a), but blue": results b (blue shirt, men, summer), c (predicted blue shirt), d (tagged blue)
+    query = QueryFacts.of(facts, "a", added=["blue"], removed=["red"], mentioned=["nonexistent"])
+    results = np.array([facts.image_row[i] for i in "bcd"] + [-1])  # and one image the table does not know
+    x = list_features(facts, query, results, np.array([0.9, 0.8, 0.7, 0.6], np.float32), names, kinds).matrix
+    col = {n: j for j, n in enumerate(names)}
+    np.testing.assert_allclose(x[:, col["has_added"]], [1.0, 0.8, 1.0, 0.0])
+    np.testing.assert_allclose(x[:, col["lacks_removed"]], [1.0, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(x[:, col["keeps:article_type"]], [1.0, 0.6, 0.0, 0.0])
+    np.testing.assert_allclose(x[:, col["keeps:gender"]], [1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(x[:, col["other:other"]], [1.0, 0.0, 0.0, 0.0])  # b's season
+    np.testing.assert_allclose(x[:, col["other:colour"]], [0.0, 0.0, 0.0, 0.0])  # blue is what was asked
+    np.testing.assert_allclose(x[:, col["embedding_rank"]], -np.log1p(np.arange(4)))
+    np.testing.assert_allclose(x[:, col["liked_from_candidate"]], [1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(x[:, col["liked_with_liked"]], [0.0, 0.0, 1.0, 0.0])  # d is liked with b
+    # The candidate itself as a result still has what the query removes.
+    again = list_features(facts, query, np.array([facts.image_row["a"]]), np.zeros(1, np.float32), names, kinds)
+    assert again.matrix[0, col["lacks_removed"]] == 0.0 and again.matrix[0, col["other:colour"]] == 1.0

@@ -13,7 +13,7 @@ def _export() -> GraphExport:
     export = GraphExport(images=[ImageRow(i, "", i, "test", "g") for i in ("a", "b", "c", "d")])
     export.attributes = {"red": "colour", "blue": "colour", "shirt": "article_type", "men": "gender",
                          "summer": "season"}
-    edge = lambda rel, img, attr, conf=None: TypedEdge(rel, "Image", img, "Attribute", attr, conf)  # noqa: E731
+    edge = lambda rel, img, attr, conf=None: TypedEdge(rel, "Image", img, "Attribute", attr, confidence=conf)  # noqa: E731
     export.edges = [
         edge("HAS_ATTRIBUTE:catalog", "a", "red"), edge("HAS_ATTRIBUTE:catalog", "a", "shirt"),
         edge("HAS_ATTRIBUTE:catalog", "a", "men"),

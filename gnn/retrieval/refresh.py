@@ -11,7 +11,7 @@ refresh runs the R-GCN over that graph alone; only images whose embedding moved 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,21 +24,33 @@ from readers.graph_records import GraphExport
 
 @dataclass
 class RefreshReport:
-    changed_images: list[str]
+    changed_images: list[str]  # new images and images whose embedding moved
     new_attributes: int
     seconds: float
+    removed_images: list[str] = field(default_factory=list)  # in the index before, not in the graph now
+
+
+class MissingFeaturesError(ValueError):
+    """Images without features: they must be left out of the graph that is embedded, never zero-filled."""
+
+    def __init__(self, ids: list[str]):
+        self.ids = ids
+        shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        super().__init__(f"{len(ids)} images have no features ({shown}); featurise them or leave them out")
 
 
 def base_features(export: GraphExport, image_features, texts: TextFeatures) -> dict[str, np.ndarray]:
-    """Node features for a base export: images from ``image_features`` (``.get(id)`` and ``.dim``; zeros
-    for an image the model never saw), attributes and captions from their text."""
-    zeros = np.zeros(image_features.dim, np.float32)
-    attributes = list(export.attributes)
+    """Node features for a base export: images from ``image_features`` (``.get(id)`` and ``.dim``),
+    attributes and captions from their text. Every image must have features: an image the features lack
+    raises :class:`MissingFeaturesError` (a zero vector would give every such image one embedding)."""
     rows = [image_features.get(r.id) for r in export.images]
+    missing = [r.id for r, v in zip(export.images, rows, strict=True) if v is None]
+    if missing:
+        raise MissingFeaturesError(missing)
     return {
-        "Image": np.stack([zeros if v is None else v for v in rows]) if rows else np.zeros((0, len(zeros)), np.float32),
+        "Image": np.stack(rows) if rows else np.zeros((0, image_features.dim), np.float32),
         "Caption": texts.encode_texts([c.text for c in export.captions]),
-        "Attribute": texts.encode_texts(attributes),
+        "Attribute": texts.encode_texts(list(export.attributes)),
     }
 
 
@@ -58,7 +70,10 @@ def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.nda
     changed = moved.nonzero().flatten().tolist()
     if changed:
         engine.index.add([bundle.image_ids[r] for r in changed], new_final[changed].numpy())
+    removed = sorted(set(old.image_ids) - set(bundle.image_ids))  # retired, or left without features
+    engine.index.remove(removed)
     new_attributes = len(set(bundle.attribute_names) - set(old.attribute_names))
     engine.bundle = bundle
     engine.rebuild_vocabulary()
-    return RefreshReport([bundle.image_ids[r] for r in changed], new_attributes, time.perf_counter() - start)
+    return RefreshReport([bundle.image_ids[r] for r in changed], new_attributes, time.perf_counter() - start,
+                         removed)

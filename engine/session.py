@@ -16,6 +16,7 @@ from neo4j import Driver
 from engine.errors import InvalidRequestError, UnknownIdError
 from engine.live import LiveEngine
 from engine.workspace import Workspace
+from readers.progress import StartPhase
 
 
 def explain_result(driver: Driver, query_id: str, result_id: str) -> dict[str, Any]:
@@ -61,8 +62,7 @@ class InteractiveSession:
 
         start = time.perf_counter()
         with self.lock:
-            if image not in self.engine.bundle.image_row:
-                raise UnknownIdError(f"unknown image id {image!r} (not in the published index); nothing written")
+            self._require_indexed(image)
             roles = self.engine.parse(text)
             try:
                 query_id = store_query(self.driver, image, text, roles, who=who)
@@ -105,8 +105,7 @@ class InteractiveSession:
             raise UnknownIdError(str(exc)) from exc
         with self.lock:
             if stored.candidate not in self.engine.bundle.image_row:
-                raise UnknownIdError(f"query {query_id!r}: its candidate {stored.candidate!r} is not in the "
-                                       "published index")
+                raise UnknownIdError(f"query {query_id!r}: " + self._not_indexed(stored.candidate))
             hits = self.engine.search(stored.candidate, stored.text, k, liked=stored.liked).hits
             b = self.engine.bundle
             return [{"id": i, "score": score, "title": b.image_titles[b.image_row[i]]} for i, score in hits]
@@ -134,17 +133,30 @@ class InteractiveSession:
     def explain(self, query_id: str, result_id: str) -> dict[str, Any]:
         return explain_result(self.driver, query_id, result_id)
 
-    def sync(self, full: bool = False) -> dict[str, Any]:
-        """Embeddings and index in line with the database (curator edits, other processes' writes)."""
-        return self._sync(full)
+    def sync(self, full: bool = False, start_phase: StartPhase | None = None) -> dict[str, Any]:
+        """Embeddings and index in line with the database (curator edits, other processes' writes, new,
+        changed and retired products); ``start_phase`` shows the featurising of new images."""
+        return self._sync(full, start_phase)
 
     # --- helpers -----------------------------------------------------------------------------------
-    def _sync(self, full: bool = False) -> dict[str, Any]:
+    def _not_indexed(self, image: str) -> str:
+        """Why an image is not searchable: not in the graph, without features, or not yet synced."""
+        from engine.catalog import not_indexed_message
+        from graphdb.catalog import existing_images
+
+        return not_indexed_message(self.live.published, image, bool(existing_images(self.driver, [image])))
+
+    def _require_indexed(self, image: str) -> None:
+        if image not in self.engine.bundle.image_row:
+            raise UnknownIdError(self._not_indexed(image) + "; nothing written")
+
+    def _sync(self, full: bool = False, start_phase: StartPhase | None = None) -> dict[str, Any]:
         with self.lock:
-            report = self.live.sync(self.driver, full=full)
+            report = self.live.sync(self.driver, full=full, start_phase=start_phase)
             if not self.background_save:
                 self.live.flush()
             return {"changed_images": report.changed_images, "new_attributes": report.new_attributes,
+                    "catalog": report.catalog.to_json(),
                     "refresh": report.mode, "refresh_seconds": round(report.total, 3),
                     "save_seconds": round(report.save_seconds, 3),
                     "seconds": {k: round(v, 4) for k, v in report.seconds.items()}}

@@ -16,10 +16,10 @@ from cli.serve import InteractionServer
 from engine.published import EngineStore
 from engine.session import InteractiveSession
 from engine.workspace import Workspace
+from readers.datasets import myntra_catalog
 
 pytestmark = pytest.mark.neo4j
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-CATALOG = DATASETS / "myntra-small" / "products.csv"
+CATALOG = myntra_catalog()
 runner = CliRunner()
 
 

@@ -103,6 +103,8 @@ def load_catalog(
     Composed queries come from the saved split (``split_file``, built on the first load); those naming a
     product this load does not have are skipped (counted), so a later catalog can leave products out.
     """
+    if replace and (limit is not None or exclude):
+        raise CatalogReplaceError("--replace needs the whole catalog: it cannot be combined with --limit")
     summary = LoadSummary()
     records = [r for r in read_catalog(path, mapping, limit=limit) if r.id not in exclude]
     summary.missing_images = _check_missing(records, str(path), strict)

@@ -12,15 +12,15 @@ import torch
 
 from engine.errors import ArtifactError, NotPublishedError
 from engine.pipeline import GraphFeatures, PreparedGraph, load_published, publish
-from engine.published import EngineStore
+from engine.published import EngineStore, ImageFeatures
 from engine.workspace import Workspace
 from gnn.config import ExperimentConfig, TrainConfig
 from gnn.data.graph import build_graph_tensors
 from gnn.features.cache import FeatureCache, text_key
-from gnn.retrieval.refresh import base_features, refresh
+from gnn.retrieval.refresh import MissingFeaturesError, base_features, refresh
 from gnn.retrieval.search import build_bundle
 from gnn.training.fit import fit_model, model_config
-from readers.graph_records import TypedEdge
+from readers.graph_records import ImageRow, TypedEdge
 from tests.gnn.synthetic import synthetic_export
 
 TEXT = {"config": "unused-in-tests", "name": "synthetic-text", "dim": 8}
@@ -122,3 +122,24 @@ def test_a_refresh_gives_what_a_fresh_build_gives(published) -> None:
     torch.testing.assert_close(searcher.bundle.attribute_layers, fresh.attribute_layers, atol=1e-5, rtol=1e-5)
     final = torch.nn.functional.normalize(fresh.image_layers[-1], dim=-1).numpy()
     np.testing.assert_allclose(searcher.index.vector(image), final[fresh.image_row[image]], atol=1e-5)
+
+
+def test_image_features_keep_their_content_keys_through_changes_and_a_save(tmp_path) -> None:
+    features = ImageFeatures(["a", "b"], np.ones((2, 3), np.float32), ["ka", "kb"])
+    changed = features.with_rows(["b", "c"], np.full((2, 3), 2.0, np.float32), ["kb2", "kc"])
+    assert changed.ids == ["a", "b", "c"] and changed.keys == ["ka", "kb2", "kc"]
+    assert features.key("b") == "kb" and features.get("b")[0] == 1.0  # the original is untouched
+    fewer = changed.without({"a"})
+    assert fewer.ids == ["b", "c"] and fewer.key("c") == "kc" and fewer.get("a") is None
+    fewer.save(tmp_path / "f.npz")
+    loaded = ImageFeatures.load(tmp_path / "f.npz")
+    assert loaded.ids == ["b", "c"] and loaded.keys == ["kb2", "kc"]
+    np.testing.assert_array_equal(loaded.matrix, fewer.matrix)
+    assert ImageFeatures(["x"], np.ones((1, 3), np.float32)).key("x") == ""  # unknown, not missing
+
+
+def test_a_refresh_refuses_an_image_without_features(published) -> None:
+    _, engine, export, _ = published
+    export.images.append(ImageRow("zz-new", "", "a new product", "test", ""))
+    with pytest.raises(MissingFeaturesError, match="zz-new"):
+        base_features(export, engine.image_features, engine.searcher.text_encoder)

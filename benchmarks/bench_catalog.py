@@ -27,6 +27,7 @@ import argparse
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -194,4 +195,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # A kill runs the clean-up too (the server this started is stopped, its folder removed).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()

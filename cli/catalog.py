@@ -92,18 +92,17 @@ def retire(
             report = retire_images(driver, wanted)
         except UnknownImagesError as exc:
             raise fail(str(exc), 2) from exc
-        synced = sync_now(driver, as_json) if index else None
-    out = {"retired": len(report.images), "relationships_deleted": report.relationships_deleted,
-           "captions_deleted": report.captions_deleted, "user_queries_kept": report.user_queries_kept,
-           "sync": synced}
+        out = {"retired": len(report.images), "relationships_deleted": report.relationships_deleted,
+               "captions_deleted": report.captions_deleted, "user_queries_kept": report.user_queries_kept}
+        if not as_json:
+            console.print(f"retired {out['retired']} products ({out['relationships_deleted']} relationships and "
+                          f"{out['captions_deleted']} catalog queries deleted; {out['user_queries_kept']} user "
+                          "queries kept without their candidate)")
+            if not index:
+                console.print("they stay searchable until `tailor sync`")
+        out["sync"] = sync_now(driver, as_json) if index else None
     if as_json:
         print_json(out)
-        return
-    console.print(f"retired {out['retired']} products ({out['relationships_deleted']} relationships and "
-                  f"{out['captions_deleted']} catalog queries deleted; {out['user_queries_kept']} user queries "
-                  "kept without their candidate)")
-    if not index:
-        console.print("they stay searchable until `tailor sync`")
 
 
 def register(app: typer.Typer) -> None:

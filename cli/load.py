@@ -55,6 +55,12 @@ def report(summary: LoadSummary, driver) -> None:
     print_counts("graph: attributes by kind", graph.attributes_by_kind, "kind")
 
 
+def _published() -> bool:
+    from engine.published import EngineStore
+
+    return EngineStore(Workspace.default().engine).exists()
+
+
 def _run(loader, uri, user, data_dir, index: bool = False, **kwargs) -> LoadSummary:
     from graphdb.catalog import UnknownImagesError
     from graphdb.loaders import CatalogReplaceError
@@ -70,7 +76,7 @@ def _run(loader, uri, user, data_dir, index: bool = False, **kwargs) -> LoadSumm
         report(summary, driver)
         if index:
             sync_now(driver)
-        elif summary.new_images or summary.changed_images or summary.retired:
+        elif (summary.new_images or summary.changed_images or summary.retired) and _published():
             console.print("run `tailor sync` to bring them to the index (or load with --index)")
     return summary
 

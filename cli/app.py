@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import attributes, db, experiments, interact, load, model
+from cli import attributes, catalog, db, experiments, interact, load, model
 from cli.options import DataDir, Uri, User
 
 # Models ship inside packages; never reach for a hub unless the user turns this off.
@@ -21,6 +21,7 @@ app.add_typer(load.app, name="load")
 model.register(app)
 
 interact.register(app)
+catalog.register(app)
 app.add_typer(attributes.app, name="attributes", help="Attributes predicted from images.")
 app.add_typer(experiments.app, name="experiment")
 

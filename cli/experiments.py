@@ -1,8 +1,10 @@
-"""`tailor experiment more-metadata | likes`: the paper's interaction experiments (Tables 3 and 4).
+"""`tailor experiment more-metadata | likes | new-products`: the paper's interaction experiments (Tables 3
+and 4), and products added after training (the daily catalog flow).
 
-Both start from the graph model over predicted attributes (trained, or reused from a checkpoint, with
-its simulated training interactions) and simulate the interactions in memory: the database is read,
-never written.
+The paper's two start from the graph model over predicted attributes (trained, or reused from a
+checkpoint, with its simulated training interactions) and simulate the interactions in memory: the
+database is read, never written. ``new-products`` needs an empty database of its own: it loads the catalog
+twice (see :mod:`experiments.new_products`).
 """
 
 from __future__ import annotations
@@ -72,3 +74,26 @@ def likes(out: Out = Path("out/likes"), examples: Annotated[int, typer.Option(he
     write_likes(result, out, info)
     console.print(likes_markdown(result, info))
     console.print(f"wrote {out / 'likes.json'}, .md, .png")
+
+
+@app.command("new-products")
+def new_products(
+    catalog: Annotated[Path, typer.Argument(help="products.csv: loaded twice, first without the held-out groups")],
+    out: Out = Path("out/new-products"),
+    share: Annotated[float, typer.Option(help="Share of the test split's product groups held out.")] = 0.5,
+    split_file: Annotated[Path | None, typer.Option(help="Where the composed queries are kept.")] = None,
+    epochs: Epochs = None, seed: Seed = None, config_file: ConfigFile = None,
+    uri: Uri = None, user: User = None, data_dir: DataDir = None,
+) -> None:
+    """Products the model never saw: train without a share of product groups, add them (load + sync, no
+    retraining), and rank their queries beside a retrained model and image-only. Needs an empty database."""
+    from experiments.new_products import markdown, run_new_products, write_report
+
+    ws = Workspace.default()
+    config = experiment_config(epochs, seed, config_file)
+    with connect(uri, user, data_dir) as driver, engine_errors(), phases() as start:
+        report = run_new_products(driver, ws, catalog, split_file or ws.split_file(catalog), config, share,
+                                  config.train.seed, console.print, start)
+    write_report(report, out)
+    console.print(markdown(report))
+    console.print(f"wrote {out / 'new_products.json'}, .md, .png")

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from cli.catalog import print_sync
 from cli.console import console, engine_errors, print_json
 from cli.db import connect
 from cli.options import DataDir, Uri, User
@@ -132,19 +133,23 @@ def sync(
                                        "set no updated_at).")] = False,
     as_json: Json = False, uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
-    """Bring embeddings and the index in line with the database (curator edits, interactions). `--full`
-    also rebuilds a corrupt bundle or index from the model, the image features and the database."""
+    """Bring embeddings and the index in line with the database (curator edits, interactions, and new,
+    changed or retired products: their image features are computed here). `--full` also rebuilds a
+    corrupt bundle or index from the model, the image features and the database."""
+    from cli.progress import phases
+
     with session(uri, user, data_dir, repair=full) as s:
-        out = s.sync(full)
+        if as_json:
+            out = s.sync(full)
+        else:
+            with phases() as start:
+                out = s.sync(full, start_phase=start)
     if as_json:
         print_json(out)
         return
-    if out["repaired"]:
+    if out.get("repaired"):
         console.print("the published bundle and index were damaged: rebuilt from the model and the database")
-    console.print(f"{out['refresh']}: {out['changed_images']} image embeddings changed, {out['new_attributes']} "
-                  f"new attributes; index updated in place ({out['refresh_seconds']:.2f} s: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in out["seconds"].items())
-                  + f"; then saved in {out['save_seconds']:.2f} s)")
+    print_sync(out)
 
 
 def register(app: typer.Typer) -> None:

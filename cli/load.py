@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cli.console import console, fail, print_counts
+from cli.catalog import Index, sync_now
+from cli.console import console, engine_errors, fail, print_counts
 from cli.db import connect
 from cli.options import DataDir, Uri, User
 from cli.progress import phases
@@ -31,6 +32,15 @@ def report(summary: LoadSummary, driver) -> None:
         f"in {summary.images.seconds + summary.queries.seconds:.1f} s "
         f"({summary.relationships_per_second:,.0f} relationships/s)"
     )
+    if summary.new_images or summary.changed_images or summary.retired:
+        retired = summary.retired.images if summary.retired else []
+        console.print(f"catalog: {len(summary.new_images):,} new products, {len(summary.changed_images):,} changed, "
+                      f"{len(retired):,} retired"
+                      + (f" ({summary.retired.captions_deleted:,} catalog queries naming them deleted)"
+                         if summary.retired else ""))
+    if summary.skipped_queries:
+        console.print(f"{summary.skipped_queries:,} composed queries of the saved split skipped: they name "
+                      "products this file does not list")
     if summary.missing_images:
         console.print(f"[yellow]{len(summary.missing_images):,} image files missing[/] "
                       f"(first: {summary.missing_images[:3]}); use --strict to make this an error")
@@ -45,14 +55,29 @@ def report(summary: LoadSummary, driver) -> None:
     print_counts("graph: attributes by kind", graph.attributes_by_kind, "kind")
 
 
-def _run(loader, uri, user, data_dir, **kwargs) -> LoadSummary:
-    with connect(uri, user, data_dir) as driver:
+def _published() -> bool:
+    from engine.published import EngineStore
+
+    return EngineStore(Workspace.default().engine).exists()
+
+
+def _run(loader, uri, user, data_dir, index: bool = False, **kwargs) -> LoadSummary:
+    from graphdb.catalog import UnknownImagesError
+    from graphdb.loaders import CatalogReplaceError
+
+    with connect(uri, user, data_dir) as driver, engine_errors():
         try:
             with phases() as start_phase:
                 summary = loader(driver, start_phase=start_phase, **kwargs)
-        except (ReaderError, ValueError) as exc:
+        except CatalogReplaceError as exc:
+            raise fail(str(exc)) from exc
+        except (ReaderError, ValueError, UnknownImagesError) as exc:
             raise fail(f"{exc}\nnothing of the failing batch was written; fix the input and run again") from exc
         report(summary, driver)
+        if index:
+            sync_now(driver)
+        elif (summary.new_images or summary.changed_images or summary.retired) and _published():
+            console.print("run `tailor sync` to bring them to the index (or load with --index)")
     return summary
 
 
@@ -62,10 +87,18 @@ def catalog(
     mapping: Annotated[str, typer.Option(help="Column mapping preset.")] = "myntra",
     split_file: Annotated[Path | None, typer.Option(help="Where the composed queries are kept.")] = None,
     caption_split: Annotated[bool, typer.Option(help="Also add caption-split attributes.")] = False,
+    update: Annotated[bool, typer.Option("--update", help=(
+        "A row for a product the graph holds wins: new title, image file, attributes (else it is refused)."))] = False,
+    replace: Annotated[bool, typer.Option("--replace", help=(
+        "The file is the whole catalog: retire products the graph holds that it does not list."))] = False,
+    force: Annotated[bool, typer.Option("--force", help="Let --replace retire more than half the catalog.")] = False,
+    index: Index = False,
     limit: Limit = None, strict: Strict = False, batch_size: BatchSize = 5000,
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
-    """A product catalog with its composed queries (Fashion200K-style, split by product group)."""
+    """A product catalog with its composed queries (Fashion200K-style, split by product group). Loading it
+    again adds new products; --update applies changed rows, --replace retires what it no longer lists,
+    --index brings all of that to the search index at once (else `tailor sync` does)."""
     from readers.catalog import MYNTRA
 
     presets = {"myntra": MYNTRA}
@@ -75,7 +108,8 @@ def catalog(
         raise fail(f"{path}: no such file")
     _run(load_catalog, uri, user, data_dir, path=path, mapping=presets[mapping],
          split_file=split_file or Workspace.default().split_file(path, limit), limit=limit, strict=strict,
-         caption_split=caption_split, batch_size=batch_size)
+         caption_split=caption_split, batch_size=batch_size, update=update, replace=replace,
+         max_retired_share=1.0 if force else 0.5, index=index)
 
 
 @app.command()

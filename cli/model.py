@@ -176,15 +176,16 @@ def search(
 ) -> None:
     """Rank products for a candidate and a relative caption with the published graph model."""
     from cli.pictures import query_sheet
+    from engine.catalog import not_indexed_message
     from engine.pipeline import load_published
 
     ws = Workspace.default()
     with engine_errors():
-        engine = load_published(ws).searcher
-    try:
-        result = engine.search(image, text, k)
-    except KeyError as exc:
-        raise fail(f"{exc.args[0]} (not in the published index: load it, then run `tailor sync`)", 2) from exc
+        published = load_published(ws)
+    engine = published.searcher
+    if image not in engine.bundle.image_row:
+        raise fail(not_indexed_message(published, image, None), 2)
+    result = engine.search(image, text, k)
     bundle = engine.bundle
     path = query_sheet(bundle, image, text, [i for i, _ in result.hits], picture or ws.outputs / f"search-{image}.png",
                        target=target)

@@ -18,16 +18,19 @@ from its model and image features alone, and the (full) sync computes the rest a
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from neo4j import Driver
 
+from engine.catalog import CatalogChanges
 from engine.errors import ArtifactError
 from engine.pipeline import load_published
 from engine.published import BaseGraph, EngineStore, PublishedEngine
 from engine.workspace import Workspace
+from readers.progress import StartPhase
 
 # Timestamps are taken when a statement runs, not when it commits: re-read a little before the last
 # read so that a write in flight then is not missed (re-reading a change is harmless).
@@ -44,6 +47,7 @@ class SyncReport:
     seconds: dict[str, float] = field(default_factory=dict)  # up to the changed ranking
     save_seconds: float = 0.0  # writing the new generation afterwards (see LiveEngine.flush)
     repaired: bool = False  # bundle, index and base graph were rebuilt from the model and the database
+    catalog: CatalogChanges = field(default_factory=lambda: CatalogChanges())
 
     @property
     def total(self) -> float:
@@ -103,12 +107,14 @@ class LiveEngine:
             self._last.save_seconds = seconds
         return seconds
 
-    def sync(self, driver: Driver, full: bool = False) -> SyncReport:
+    def sync(self, driver: Driver, full: bool = False, start_phase: StartPhase | None = None) -> SyncReport:
         """Bring embeddings and the index in line with the database, then save a new generation.
 
-        Incremental unless ``full`` or there is no base graph yet (or the catalog's images changed).
+        Incremental unless ``full`` or there is no base graph yet; new, changed and retired products are
+        incremental too (:mod:`engine.catalog`: their image features are computed, or dropped, here).
         Hand-written Cypher that does not set ``updated_at`` is seen only by a full sync.
         """
+        from engine.catalog import catalog_changes, indexable, update_image_features
         from graphdb.export import export_base, server_time, update_base
         from graphdb.interactions import changed_nodes
 
@@ -116,31 +122,58 @@ class LiveEngine:
         seconds: dict[str, float] = {}
         tick = time.perf_counter()
         mode, export, base = "full", None, self.published.base
+        recheck: list[str] | None = None  # images whose file may have changed (None: every image)
         if not full and base is not None and not self.repairing:
             changed = changed_nodes(driver, base.marker)
             until = changed["until"]
-            if not any(changed[label] for label in ("Image", "Caption", "Attribute")):
+            if (not any(changed[label] for label in ("Image", "Caption", "Attribute"))
+                    and changed["image_count"] == len(base.export.images)
+                    and not self._features_found(base.export)):
                 base.marker = self._earlier(until)
                 seconds["read changes"] = time.perf_counter() - tick
                 return SyncReport("unchanged", seconds=seconds)
             export = update_base(driver, base.export, changed["Image"], changed["Caption"])
+            recheck = changed["Image"]
             mode = "incremental"
         if export is None:
             mode = "full"
             until = server_time(driver)
             export = export_base(driver)
         seconds["read changes"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        features = update_image_features(self.published, export, self.ws, recheck, start_phase)
+        seconds["image features"] = time.perf_counter() - tick
         repaired = self.repairing
-        report = self._refresh(export, seconds, mode == "full")
+        before = set() if repaired else set(self.engine.bundle.image_ids)
+        report = self._refresh(indexable(export, None, set(features.missing))[0], seconds, mode == "full")
         self.published.base = BaseGraph(export, self._earlier(until))
+        self.published.manifest.unindexed = dict(features.missing)
+        catalog = catalog_changes(before, report, features)
         self._last = SyncReport(mode, len(report.changed_images), report.new_attributes, seconds,
-                                repaired=repaired)
-        self._pending = self._saver.submit(self._save)
+                                repaired=repaired, catalog=catalog)
+        # Neo4j's copies of the embeddings follow catalog changes (a daily job: every moved image); after
+        # interactions alone they stay those of the last catalog change or publish, as before.
+        written = report.changed_images if catalog.changed or repaired else []
+        self._pending = self._saver.submit(self._save, driver, written, sorted(features.missing))
         return self._last
 
-    def _save(self) -> float:
+    def _features_found(self, export) -> bool:
+        """Whether images that had no features have some now (a file put right): then a sync is due."""
+        from engine.catalog import lacking_features, update_image_features
+
+        if not lacking_features(self.published, export):
+            return False
+        return bool(update_image_features(self.published, export, self.ws, recheck=[]).added)
+
+    def _save(self, driver: Driver | None = None, embedded: Sequence[str] = (), left_out: Sequence[str] = ()
+              ) -> float:
+        """The new generation, then (with ``driver``) the changed embeddings written back to Neo4j."""
+        from engine.catalog import write_back
+
         tick = time.perf_counter()
         self.published.save(self.store)
+        if driver is not None:
+            write_back(driver, self.engine.bundle, embedded, left_out, self.published.version)
         return time.perf_counter() - tick
 
     def _refresh(self, export, seconds: dict[str, float], full: bool):
@@ -157,6 +190,7 @@ class LiveEngine:
         else:  # a full sync rebuilds the whole index too: it repairs rows whatever drifted
             report = refresh(self.engine, export, features, self.config, rebuild_index=full)
         seconds["embeddings + index"] = report.seconds
+        report.engine.looks = self.published.image_features  # a new engine: new products' looks included
         self.published.searcher = report.engine  # the swap: searches from now on see the new state
         return report
 

@@ -37,6 +37,7 @@ class GraphFeatures:
     summaries: list[str]
     failed_images: list = field(default_factory=list)
     encoders: dict[str, dict[str, Any]] = field(default_factory=dict)  # image|text -> {config, name, dim}
+    image_keys: dict[str, str] = field(default_factory=dict)  # image id -> content key of its features
 
 
 @dataclass
@@ -58,8 +59,9 @@ def read_graph(driver: Driver, log: Log = _quiet) -> GraphExport:
 def featurize_graph(export: GraphExport, ws: Workspace, features: FeatureConfig | None = None,
                     strict: bool = False, log: Log = _quiet, start_phase: StartPhase | None = None
                     ) -> GraphFeatures:
-    """Features for every node, from the cache where possible. A failed image gets a zero vector
-    (reported), so it still takes part in the graph through its attributes."""
+    """Features for every node, from the cache where possible. A failed image gets a zero vector in
+    training (reported), so it still takes part in the graph through its attributes; it is never
+    published (see :func:`publish`)."""
     from gnn.features.cache import FeatureCache
     from gnn.features.encoders import image_encoder, text_encoder
     from gnn.features.featurize import featurize_images, featurize_texts
@@ -95,7 +97,8 @@ def featurize_graph(export: GraphExport, ws: Workspace, features: FeatureConfig 
         log(line)
     encoders = {"image": {"config": features.image_encoder, "name": images.name, "dim": images.dim},
                 "text": {"config": features.text_encoder, "name": texts.name, "dim": texts.dim}}
-    return GraphFeatures(arrays, summaries, image_result.failed, encoders)
+    keys = dict(zip(image_result.ids, image_result.keys, strict=True))
+    return GraphFeatures(arrays, summaries, image_result.failed, encoders, keys)
 
 
 def prepare(driver: Driver, ws: Workspace, config: ExperimentConfig, log: Log = _quiet,
@@ -174,18 +177,33 @@ def publish(run: Any, prepared: PreparedGraph, ws: Workspace, driver: Driver | N
     """Make a fitted graph model the one search, query and the interactions use: a new engine generation
     (bundle, FAISS index, image features, the model, the second stage and its facts), and its embeddings
     written to Neo4j. ``ranker``: the second stage's config (default: the one saved with the model)."""
+    from engine.catalog import indexable, zero_rows
     from gnn.checkpoint import load_checkpoint
+    from gnn.data.graph import build_graph_tensors
     from gnn.retrieval.search import QueryEngine, build_bundle, build_index
 
-    export = prepared.export
     checkpoint = load_checkpoint(run.checkpoint)
     version = checkpoint.version
-    bundle = build_bundle(run.model, run.graph, version, [r.image_path for r in export.images])
+    # An image whose features failed trained as zeros; it is not embedded as zeros for search: it stays
+    # out of the index (reported) until a sync finds features for it.
+    unindexed = {str(f.id): f"{f.reason}: {f.source}" for f in prepared.features.failed_images}
+    for image_id in zero_rows([r.id for r in prepared.export.images], prepared.features.arrays["Image"]):
+        unindexed.setdefault(image_id, "no image features")
+    failed = set(unindexed)
+    export, graph, image_matrix = prepared.export, run.graph, prepared.features.arrays["Image"]
+    if failed:
+        export, arrays = indexable(prepared.export, prepared.features.arrays, failed)
+        graph, image_matrix = build_graph_tensors(export, arrays, checkpoint.config.graph), arrays["Image"]
+        log(f"{len(failed):,} images without features left out of the index (first: {sorted(failed)[:5]}); "
+            "fix their files, then run `tailor sync`")
+    bundle = build_bundle(run.model, graph, version, [r.image_path for r in export.images])
     index = build_index(bundle)
     manifest = Manifest(generation=0, version=checkpoint.version, model_kind=run.name,
                         config=checkpoint.config.to_dict(), data=run.meta.get("data", {}), counts={},
-                        encoders=prepared.features.encoders)
-    image_features = ImageFeatures([r.id for r in export.images], prepared.features.arrays["Image"])
+                        encoders=prepared.features.encoders, unindexed=unindexed)
+    keys = prepared.features.image_keys
+    image_features = ImageFeatures([r.id for r in export.images], image_matrix,
+                                   [keys.get(r.id, "") for r in export.images])
     stage = second_stage(run, export, ranker or checkpoint.config.ranker, checkpoint.config.graph, version,
                          image_features, ws, log, start_phase)
     searcher = QueryEngine(run.model, bundle, index, text_features_for(ws, manifest), stage,

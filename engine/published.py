@@ -80,6 +80,8 @@ class Manifest:
     counts: dict[str, int]
     encoders: dict[str, dict[str, Any]] = field(default_factory=dict)  # image|text -> {config, name, dim}
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {bytes, sha256}
+    # products in the graph left out of the index for want of image features: id -> why
+    unindexed: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     format: str = FORMAT
 
@@ -131,14 +133,22 @@ def _unpack(state: dict[str, Any]) -> BaseGraph:
 
 @dataclass
 class ImageFeatures:
-    """Image id -> the feature vector its embedding is computed from (rows of one matrix)."""
+    """Image id -> the feature vector its embedding is computed from (rows of one matrix), and the
+    content key (sha256 of the image file) each row was computed from: a file whose key moved is
+    featurised again. A key of ``""`` is unknown (an engine published before keys were kept)."""
 
     ids: list[str]
     matrix: np.ndarray  # [n, dim] float32
+    keys: list[str] = field(default_factory=list)
     row: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.row = {i: r for r, i in enumerate(self.ids)}
+        if not self.keys:
+            self.keys = [""] * len(self.ids)
+        if len(self.keys) != len(self.ids) or self.matrix.shape[0] != len(self.ids):
+            raise ValueError(f"image features: {len(self.ids)} ids, {len(self.keys)} keys, "
+                             f"{self.matrix.shape[0]} rows")
 
     @property
     def dim(self) -> int:
@@ -148,34 +158,51 @@ class ImageFeatures:
         r = self.row.get(image_id)
         return None if r is None else self.matrix[r]
 
+    def key(self, image_id: str) -> str | None:
+        """The content key ``image_id``'s features were computed from (None: no features)."""
+        r = self.row.get(image_id)
+        return None if r is None else self.keys[r]
+
     def __contains__(self, image_id: object) -> bool:
         return image_id in self.row
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def with_rows(self, ids: list[str], vectors: np.ndarray) -> ImageFeatures:
-        """A copy with ``ids`` added or replaced."""
+    def with_rows(self, ids: list[str], vectors: np.ndarray, keys: list[str] | None = None) -> ImageFeatures:
+        """A copy with ``ids`` added or replaced (``keys``: their content keys)."""
+        keys = keys if keys is not None else [""] * len(ids)
         matrix = self.matrix.copy()
-        extra_ids, extra = [], []
-        for image_id, vec in zip(ids, vectors, strict=True):
+        all_keys = list(self.keys)
+        extra_ids, extra, extra_keys = [], [], []
+        for image_id, vec, key in zip(ids, vectors, keys, strict=True):
             r = self.row.get(image_id)
             if r is None:
                 extra_ids.append(image_id)
                 extra.append(vec)
+                extra_keys.append(key)
             else:
                 matrix[r] = vec
+                all_keys[r] = key
         if extra:
             matrix = np.concatenate([matrix, np.stack(extra).astype(np.float32)])
-        return ImageFeatures(self.ids + extra_ids, matrix)
+        return ImageFeatures(self.ids + extra_ids, matrix, all_keys + extra_keys)
+
+    def without(self, ids: set[str] | list[str]) -> ImageFeatures:
+        """A copy without the rows of ``ids`` (retired products)."""
+        drop = set(ids)
+        keep = [r for r, i in enumerate(self.ids) if i not in drop]
+        return ImageFeatures([self.ids[r] for r in keep], self.matrix[keep], [self.keys[r] for r in keep])
 
     def save(self, path: Path) -> None:
-        atomic_write(path, lambda fh: np.savez(fh, ids=np.array(self.ids), features=self.matrix))
+        atomic_write(path, lambda fh: np.savez(fh, ids=np.array(self.ids), features=self.matrix,
+                                               keys=np.array(self.keys)))
 
     @classmethod
     def load(cls, path: Path) -> ImageFeatures:
         blob = np.load(path, allow_pickle=False)
-        return cls(blob["ids"].tolist(), np.ascontiguousarray(blob["features"], dtype=np.float32))
+        keys = blob["keys"].tolist() if "keys" in blob.files else []
+        return cls(blob["ids"].tolist(), np.ascontiguousarray(blob["features"], dtype=np.float32), keys)
 
 
 # --- the store of generations ------------------------------------------------------------------------

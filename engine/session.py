@@ -34,6 +34,7 @@ from engine.errors import (
 )
 from engine.live import LiveEngine
 from engine.workspace import Workspace
+from readers.progress import StartPhase
 
 
 def explain_result(driver: Driver, query_id: str, result_id: str) -> dict[str, Any]:
@@ -122,10 +123,9 @@ class InteractiveSession:
             raise InvalidRequestError(f"{what} has {len(text):,} characters; at most {self.limits.max_text_chars} "
                                       "are accepted; nothing written")
 
-    @staticmethod
-    def _check_image(engine, image: str) -> None:
+    def _check_image(self, engine, image: str) -> None:
         if image not in engine.bundle.image_row:
-            raise UnknownIdError(f"unknown image id {image!r} (not in the published index); nothing written")
+            raise UnknownIdError(self._not_indexed(image) + "; nothing written")
 
     # --- interactions ------------------------------------------------------------------------------
     def search(self, image: str, text: str, k: int = 10) -> dict[str, Any]:
@@ -250,9 +250,10 @@ class InteractiveSession:
     def explain(self, query_id: str, result_id: str) -> dict[str, Any]:
         return explain_result(self.driver, query_id, result_id)
 
-    def sync(self, full: bool = False) -> dict[str, Any]:
-        """Embeddings and index in line with the database (curator edits, other processes' writes)."""
-        return self._sync(full)
+    def sync(self, full: bool = False, start_phase: StartPhase | None = None) -> dict[str, Any]:
+        """Embeddings and index in line with the database (curator edits, other processes' writes, new,
+        changed and retired products); ``start_phase`` shows the featurising of new images."""
+        return self._sync(full, start_phase=start_phase)
 
     def health(self) -> dict[str, Any]:
         """Whether Neo4j answers and the index is whole; ``status`` is "ok" only when both are."""
@@ -296,6 +297,15 @@ class InteractiveSession:
         return [*out, f"title: {b.image_titles[b.image_row[result_id]]}"]
 
     # --- helpers -----------------------------------------------------------------------------------
+    def _not_indexed(self, image: str) -> str:
+        """Why an image is not searchable: not in the graph, without features, or not yet synced."""
+        from engine.catalog import not_indexed_message
+        from graphdb.catalog import existing_images
+
+        with database_calls():
+            in_graph = bool(existing_images(self.driver, [image]))
+        return not_indexed_message(self.live.published, image, in_graph)
+
     def _stored(self, query_id: str):
         from graphdb.interactions import UnknownNodeError, stored_query
 
@@ -307,8 +317,7 @@ class InteractiveSession:
 
     def _ranked(self, engine, stored, k: int) -> tuple[list[tuple[str, float | None, bool]], Any]:
         if stored.candidate not in engine.bundle.image_row:
-            raise UnknownIdError(f"query {stored.id!r}: its candidate {stored.candidate!r} is not in the "
-                                 "published index")
+            raise UnknownIdError(f"query {stored.id!r}: " + self._not_indexed(stored.candidate))
         liked = [i for i in stored.liked_in_order if i in engine.bundle.image_row and i != stored.candidate]
         result = engine.search(stored.candidate, stored.text, k + len(liked), roles=stored.roles,
                                liked=stored.liked)
@@ -321,7 +330,7 @@ class InteractiveSession:
         return {i: position[i] for i in images if i in position}
 
     def _sync(self, full: bool = False, written_at: float | None = None,
-              done: str = "nothing was done") -> dict[str, Any]:
+              done: str = "nothing was done", start_phase: StartPhase | None = None) -> dict[str, Any]:
         """One sync at a time. ``written_at``: when the caller's write committed (time.monotonic()); if a
         sync began reading after that, its answer already includes the write and is returned as it is."""
         with self._sync_lock:
@@ -330,12 +339,12 @@ class InteractiveSession:
                 return {**self._last_sync, "shared": True}
             started = time.monotonic()
             with database_calls(done=done):
-                report = self.live.sync(self.driver, full=full)
+                report = self.live.sync(self.driver, full=full, start_phase=start_phase)
             self._sync_started = started  # only a sync that completed can answer for writes before it
             if not self.background_save:
                 self.live.flush()
             self._last_sync = {"changed_images": report.changed_images, "new_attributes": report.new_attributes,
-                               "refresh": report.mode, "repaired": report.repaired,
+                               "catalog": report.catalog.to_json(), "refresh": report.mode, "repaired": report.repaired,
                                "refresh_seconds": round(report.total, 3),
                                "save_seconds": round(report.save_seconds, 3),
                                "seconds": {k: round(v, 4) for k, v in report.seconds.items()}, "shared": False}

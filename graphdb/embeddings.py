@@ -45,6 +45,20 @@ def write_embeddings(
     return written
 
 
+_CLEAR = """
+UNWIND $ids AS id
+MATCH (n:Image {id: id})
+WHERE n.embedding IS NOT NULL
+REMOVE n.embedding, n.embedding_version, n.embedded_at
+"""
+
+
+def clear_image_embeddings(driver: Driver, ids: Sequence[str], database: str | None = None) -> None:
+    """Drop the stored embedding of images that left the index (their features went with their file)."""
+    if ids:
+        driver.execute_query(_CLEAR, ids=list(ids), database_=database)
+
+
 def changed_since(driver: Driver, since: datetime | None, database: str | None = None) -> dict[str, int]:
     """How many nodes and interaction edges were written after ``since`` (None: everything)."""
     records, _, _ = driver.execute_query(

@@ -194,6 +194,13 @@ WHERE y <> x AND coalesce(s.who, '') = coalesce(r.who, '')
 RETURN DISTINCT x.id AS a, y.id AS b, coalesce(r.who, '') AS who
 """
 _COUNT_IMAGES = "MATCH (i:Image) RETURN count(i) AS n"
+_IMAGE_IDS = "MATCH (i:Image) RETURN collect(i.id) AS ids"
+_DELTA_IMAGES = """
+UNWIND $ids AS id
+MATCH (i:Image {id: id})
+RETURN i.id AS id, coalesce(i.image_path, '') AS path, coalesce(i.title, '') AS title,
+       coalesce(i.split, '') AS split, coalesce(i.group, '') AS grp
+"""
 # Which of the base's captions are still liked (a deleted query leaves no updated_at to find it by).
 _STILL_LIKED = """
 UNWIND $ids AS id
@@ -216,25 +223,39 @@ def update_base(
     images: list[str],
     captions: list[str],
     database: str | None = None,
-) -> GraphExport | None:
+) -> GraphExport:
     """``base`` (an :func:`export_base`) brought up to date for changed ``images`` and ``captions``.
 
-    Their base edges are re-read (so removed tags and merged attributes disappear, new ones appear),
-    the attribute list is re-read whole (a few hundred rows), and the base's captions are checked to
-    still be liked (a deleted query leaves no node to mark). Returns ``None`` when the set of images
-    changed (a new catalog load): then only a full :func:`export_base` is right.
+    Changed images (new products among them: a load marks what it creates or changes) have their rows
+    and base edges re-read (so removed tags, merged attributes and changed catalog rows show, new ones
+    appear); the attribute list is re-read whole (a few hundred rows), and the base's captions are
+    checked to still be liked (a deleted query leaves no node to mark). Deleted images (retired products)
+    leave no node to mark either: when the image count says some went, the id list is read to find them,
+    and their rows and edges are dropped.
     """
     start = time.perf_counter()
-    changed = {("Image", i) for i in images} | {("Caption", c) for c in captions}
-    out = GraphExport(images=base.images)
+    known = {r.id for r in base.images}
+    images = sorted(set(images))
     with driver.session(database=database, fetch_size=20000) as session:
-        if session.run(_COUNT_IMAGES).single(strict=True)["n"] != len(base.images):
-            return None
+        count = session.run(_COUNT_IMAGES).single(strict=True)["n"]
+        gone: set[str] = set()
+        if count != len(known | set(images)):  # some went (or hand-written Cypher made some unmarked)
+            now = set(session.run(_IMAGE_IDS).single(strict=True)["ids"])
+            gone = known - now
+            images = sorted(set(images) & now | (now - known))
+        rows = {r["id"]: ImageRow(r["id"], r["path"], r["title"], r["split"], r["grp"])
+                for r in session.run(_DELTA_IMAGES, ids=images)}
+        gone |= {i for i in images if i not in rows}  # marked, then deleted before this read
+        out = GraphExport(images=sorted([r for r in base.images if r.id not in gone and r.id not in rows]
+                                        + list(rows.values()), key=lambda r: r.id))
+        images = sorted(rows)
+        changed = ({("Image", i) for i in images} | {("Image", i) for i in gone}
+                   | {("Caption", c) for c in captions})
         for r in session.run(_ATTRIBUTES):
             out.attributes[r["name"]] = r["kind"]
         liked = set(session.run(_STILL_LIKED, ids=[c.id for c in base.captions]).single(strict=True)["ids"])
-        gone = {("Caption", c.id) for c in base.captions if c.id not in liked}
-        changed |= gone  # their edges are dropped and nothing is re-read for them
+        unliked = {("Caption", c.id) for c in base.captions if c.id not in liked}
+        changed |= unliked  # their edges are dropped and nothing is re-read for them
         kept_captions = [c for c in base.captions if ("Caption", c.id) not in changed]
         for e in base.edges:
             src_changed, dst_changed = (e.src_kind, e.src) in changed, (e.dst_kind, e.dst) in changed
@@ -242,17 +263,19 @@ def update_base(
                 continue  # re-read below
             if src_changed and e.src_kind == "Caption":  # the caption's MODIFIES / MENTIONS, re-read below
                 continue
+            if (e.src_kind == "Image" and e.src in gone) or (e.dst_kind == "Image" and e.dst in gone):
+                continue  # a retired product's
             if (e.dst_kind == "Attribute" and e.dst not in out.attributes) or (
                 e.src_kind == "Attribute" and e.src not in out.attributes
             ):
                 continue  # an attribute merged away
             out.edges.append(e)
         if images:
-            for r in session.run(_DELTA_IMAGE_ATTRIBUTES, ids=sorted(images)):
+            for r in session.run(_DELTA_IMAGE_ATTRIBUTES, ids=images):
                 out.edges.append(_attribute_edge(r))
         # One row per relationship (UNION: an edge between two changed nodes is found from both ends);
         # two people's equal tags stay two edges, as in a full export.
-        rows = session.run(_DELTA_INTERACTIONS, images=sorted(images), captions=sorted(captions),
+        rows = session.run(_DELTA_INTERACTIONS, images=images, captions=sorted(captions),
                            types=_STORED_INTERACTIONS)
         for r in rows:
             out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))

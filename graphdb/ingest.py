@@ -22,6 +22,14 @@ How a batch is written (figures: ``benchmarks/bench_ingest.py``):
 5. ids that exist get ``MERGE`` only for the relationships found missing: none on a rerun, which
    therefore writes nothing.
 
+A catalog row for an id the graph holds (a product that changed) is, by default, refused when its title
+or image path differs (the catalog file is more likely wrong than the product renamed); only what the node
+lacks is added. With ``update=True`` (``tailor load catalog --update``) the row wins: a non-empty title or
+image path replaces the stored one (an empty cell keeps it), and the image's HAS_ATTRIBUTE edges of the
+load's source become exactly the row's attributes (an emptied cell removes that attribute; edges of other
+sources, user tags and likes are kept). Every image whose node or edges a load changes gets
+``updated_at``, so ``tailor sync`` re-reads it (and, when the file changed, featurises it again).
+
 Batches run on ``workers`` threads (default 2): one transaction executes while another commits and
 Python packs the next. A concurrent writer that creates one of our new ids between the read and the
 write makes ``CREATE`` hit the unique constraint; the batch is then retried (the read now sees the id).
@@ -64,13 +72,16 @@ class IngestReport:
     nodes_created: int = 0
     relationships_created: int = 0
     properties_set: int = 0
+    relationships_deleted: int = 0
     seconds: float = 0.0
     missing_images: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # ids that existed and whose node or edges changed
 
     def add_counters(self, counters) -> None:
         self.nodes_created += counters.nodes_created
         self.relationships_created += counters.relationships_created
         self.properties_set += counters.properties_set
+        self.relationships_deleted += counters.relationships_deleted
 
     def merge(self, other: IngestReport) -> IngestReport:
         self.rows += other.rows
@@ -78,8 +89,10 @@ class IngestReport:
         self.nodes_created += other.nodes_created
         self.relationships_created += other.relationships_created
         self.properties_set += other.properties_set
+        self.relationships_deleted += other.relationships_deleted
         self.seconds += other.seconds
         self.missing_images += other.missing_images
+        self.changed += [i for i in other.changed if i not in set(self.changed)]
         return self
 
 
@@ -103,13 +116,16 @@ RETURN collect(id) AS existing
 
 # Existing images whose stored data or edges differ from the batch; rows are
 # [id, title, image_path, split, group, [attribute name]]. Python decides what a difference means.
+# ``extra``: edges of this source the row no longer lists (only looked at with $update).
 _DIFF_IMAGES = """
 UNWIND $rows AS r
 MATCH (i:Image {id: r[0]})
 WITH r, i, [(i)-[h:HAS_ATTRIBUTE]->(a:Attribute) WHERE h.source = $source | a.name] AS have
-WITH r, i, [n IN r[5] WHERE NOT n IN have] AS missing
-WHERE size(missing) > 0 OR NOT coalesce([i.title, i.image_path, i.split, i.group] = r[1..5], false)
-RETURN collect([r[0], i.title, i.image_path, i.split, i.group, missing]) AS differ
+WITH r, i, [n IN r[5] WHERE NOT n IN have] AS missing,
+     CASE WHEN $update THEN [n IN have WHERE NOT n IN r[5]] ELSE [] END AS extra
+WHERE size(missing) + size(extra) > 0
+   OR NOT coalesce([i.title, i.image_path, i.split, i.group] = r[1..5], false)
+RETURN collect([r[0], i.title, i.image_path, i.split, i.group, missing, extra]) AS differ
 """
 
 _MERGE_ATTRIBUTES = """
@@ -137,6 +153,21 @@ _UPDATE_IMAGES = """
 UNWIND $rows AS r
 MATCH (i:Image {id: r[0]})
 SET i.split = r[1], i.group = r[2]
+"""
+
+# Changed products (``update``), and products that gained or lost edges: marked for ``tailor sync``.
+# Rows are [id, title, image_path].
+_REVISE_IMAGES = """
+UNWIND $rows AS r
+MATCH (i:Image {id: r[0]})
+SET i.title = r[1], i.image_path = r[2], i.updated_at = datetime()
+"""
+
+# Edges of this source a changed row no longer lists.
+_DELETE_HAS_ATTRIBUTE = """
+UNWIND $edges AS e
+MATCH (:Image {id: e[0]})-[r:HAS_ATTRIBUTE {source: $source}]->(:Attribute {name: e[1]})
+DELETE r
 """
 
 # Missing edges of existing nodes: MERGE keeps them single even against a concurrent writer.
@@ -268,6 +299,7 @@ class _ImageBatch:
     attrs: list[dict[str, str]]  # {name, kind}, sorted: concurrent batches MERGE (and lock) in one order
     names: _Positions  # the attribute names that the CREATE rows point into
     new_rows: dict[str, list[Any]]  # image id -> its _CREATE_IMAGES row, used when the id is new
+    changed: list[str] = field(default_factory=list)  # set by the write: existing ids it changed
 
 
 def _conflict(stored: object, given: str) -> bool:
@@ -276,9 +308,11 @@ def _conflict(stored: object, given: str) -> bool:
 
 
 def _image_conflict_error(source_path: str, line: int, image_id: str, name: str, stored: object,
-                          given: str) -> IngestError:
+                          given: str, in_graph: bool = True) -> IngestError:
+    hint = "; if the product changed, load the catalog with --update" if in_graph else ""
     return IngestError(
-        source_path, line, f"image id {image_id!r} already exists with {name} {stored!r}, not {given!r}", name
+        source_path, line, f"image id {image_id!r} already exists with {name} {stored!r}, not {given!r}{hint}",
+        name,
     )
 
 
@@ -293,7 +327,7 @@ def _prepare_images(batch: list[ImageRecord], source_path: str) -> _ImageBatch:
         for name in ("title", "image_path"):  # the same rules as against the graph
             if _conflict(getattr(row, name), getattr(r, name)):
                 raise _image_conflict_error(source_path, r.source_line, r.id, name, getattr(row, name),
-                                            getattr(r, name))
+                                            getattr(r, name), in_graph=False)
         row.split = r.split or row.split
         row.group = r.group or row.group
         row.attrs += [n for n in names if n not in row.attrs]
@@ -307,7 +341,8 @@ def _prepare_images(batch: list[ImageRecord], source_path: str) -> _ImageBatch:
 
 
 def _write_image_batch(
-    tx: ManagedTransaction, prepared: _ImageBatch, source_path: str, attribute_source: str
+    tx: ManagedTransaction, prepared: _ImageBatch, source_path: str, attribute_source: str,
+    update: bool = False,
 ) -> list[ResultSummary]:
     rows = prepared.rows
     existing = tx.run(_EXISTING_IMAGES, ids=list(rows)).single(strict=True)["existing"]
@@ -315,18 +350,26 @@ def _write_image_batch(
     if existing:
         diff_rows = [[r.id, r.title, r.image_path, r.split, r.group, r.attrs]
                      for r in map(rows.__getitem__, existing)]
-        differ = tx.run(_DIFF_IMAGES, rows=diff_rows, source=attribute_source).single(strict=True)["differ"]
+        differ = tx.run(_DIFF_IMAGES, rows=diff_rows, source=attribute_source,
+                        update=update).single(strict=True)["differ"]
     differ.sort(key=lambda d: rows[d[0]].line)  # the first row at fault is the one reported
-    updates, edges = [], []
-    for image_id, title, image_path, split, group, missing in differ:
+    updates, edges, dropped, revised = [], [], [], []
+    for image_id, title, image_path, split, group, missing, extra in differ:
         row = rows[image_id]
+        values = {"title": title, "image_path": image_path}
         for name, stored in (("title", title), ("image_path", image_path)):
-            if _conflict(stored, getattr(row, name)):
-                raise _image_conflict_error(source_path, row.line, image_id, name, stored, getattr(row, name))
+            given = getattr(row, name)
+            if update and given and given != stored:
+                values[name] = given
+            elif _conflict(stored, given):
+                raise _image_conflict_error(source_path, row.line, image_id, name, stored, given)
         new_split, new_group = row.split or split, row.group or group
         if (new_split, new_group) != (split, group):
             updates.append([image_id, new_split, new_group])
         edges += [[image_id, name] for name in missing]
+        dropped += [[image_id, name] for name in extra]
+        if missing or extra or values != {"title": title, "image_path": image_path}:
+            revised.append([image_id, values["title"], values["image_path"]])
     summaries: list[ResultSummary] = []
     if prepared.attrs:
         _run(tx, _MERGE_ATTRIBUTES, summaries, attrs=prepared.attrs)
@@ -336,8 +379,13 @@ def _write_image_batch(
         _create(tx, _CREATE_IMAGES, summaries, new, attrs=list(prepared.names), source=attribute_source)
     if updates:
         _run(tx, _UPDATE_IMAGES, summaries, rows=updates)
+    if revised:
+        _run(tx, _REVISE_IMAGES, summaries, rows=revised)
+    if dropped:
+        _run(tx, _DELETE_HAS_ATTRIBUTE, summaries, edges=dropped, source=attribute_source)
     if edges:
         _run(tx, _MERGE_HAS_ATTRIBUTE, summaries, edges=edges, source=attribute_source)
+    prepared.changed = [r[0] for r in revised]  # assigned, not appended: a retried transaction runs again
     return summaries
 
 
@@ -506,13 +554,15 @@ Write = Callable[..., list[ResultSummary]]
 
 
 def _write_batch(driver: Driver, database: str | None, prepare: Prepare, write: Write, batch: list[Any],
-                 args: tuple[str, ...]) -> list[ResultSummary]:
-    """One batch in one transaction (a session per batch, so batches can run on several threads)."""
+                 args: tuple[Any, ...]) -> tuple[list[ResultSummary], list[str]]:
+    """One batch in one transaction (a session per batch, so batches can run on several threads); returns
+    its summaries and the existing ids it changed."""
     prepared = prepare(batch, args[0])  # outside the transaction: it then holds its locks for less time
     with driver.session(database=database) as session:
         for attempt in range(_CONSTRAINT_RETRIES):
             try:
-                return session.execute_write(write, prepared, *args)
+                summaries = session.execute_write(write, prepared, *args)
+                return summaries, list(getattr(prepared, "changed", []))
             except ConstraintError:
                 # Another writer created one of our "new" ids after our read: read again.
                 if attempt == _CONSTRAINT_RETRIES - 1:
@@ -521,7 +571,7 @@ def _write_batch(driver: Driver, database: str | None, prepare: Prepare, write: 
 
 
 def _ingest(
-    driver: Driver, items: Iterable[Any], prepare: Prepare, write: Write, args: tuple[str, ...],
+    driver: Driver, items: Iterable[Any], prepare: Prepare, write: Write, args: tuple[Any, ...],
     batch_size: int, progress: Progress | None, database: str | None, workers: int | None,
 ) -> IngestReport:
     """Batches written by ``workers`` threads, accounted for (and progress reported) in input order.
@@ -536,7 +586,9 @@ def _ingest(
     report = IngestReport()
     start = time.perf_counter()
 
-    def account(size: int, summaries: list[ResultSummary]) -> None:
+    def account(size: int, written: tuple[list[ResultSummary], list[str]]) -> None:
+        summaries, changed = written
+        report.changed += changed
         for s in summaries:
             report.add_counters(s.counters)
         report.rows += size
@@ -550,7 +602,7 @@ def _ingest(
         report.seconds = time.perf_counter() - start
         return report
 
-    pending: deque[tuple[int, Future[list[ResultSummary]]]] = deque()
+    pending: deque[tuple[int, Future[tuple[list[ResultSummary], list[str]]]]] = deque()
 
     def settle(keep: int) -> None:  # waits for the oldest batches until at most ``keep`` are pending
         while len(pending) > keep:
@@ -589,13 +641,16 @@ def ingest_images(
     database: str | None = None,
     *,
     workers: int | None = None,
+    update: bool = False,
 ) -> IngestReport:
     """Images, their attributes and HAS_ATTRIBUTE {source} edges; one transaction per batch.
 
     ``workers`` batches run at once (default :func:`default_workers`); 1 writes strictly in order.
+    ``update``: a row for an existing id replaces its title, image path and edges of this source (see the
+    module doc); the report's ``changed`` lists the ids it changed.
     """
-    return _ingest(driver, records, _prepare_images, _write_image_batch, (source_path, attribute_source),
-                   batch_size, progress, database, workers)
+    return _ingest(driver, records, _prepare_images, _write_image_batch,
+                   (source_path, attribute_source, update), batch_size, progress, database, workers)
 
 
 def ingest_queries(

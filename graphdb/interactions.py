@@ -183,7 +183,8 @@ _STORED_QUERY = """
 MATCH (c:Caption {id: $query_id})
 RETURN c.text AS text, [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates,
        [(i:Image)-[l:LIKED_FOR]->(c) | [i.id, l.at, l.rank]] AS liked,
-       [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS mentions
+       [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS mentions,
+       coalesce(c.retired_candidates, []) AS retired
 """
 
 
@@ -205,6 +206,9 @@ def stored_query(driver: Driver, query_id: str, database: str | None = None) -> 
     record = _read(driver, lambda tx: tx.run(_STORED_QUERY, query_id=query_id).single(), database=database)
     if record is None:
         raise UnknownNodeError(f"unknown query id {query_id!r}")
+    if not record["candidates"] and record["retired"]:
+        raise UnknownNodeError(f"query {query_id!r}: its candidate {record['retired'][0]!r} was retired from "
+                               "the catalog; ask again with another product")
     if not record["candidates"]:
         raise UnknownNodeError(f"query {query_id!r} modifies no image, so it has no candidate")
     first: dict[str, tuple] = {}  # image -> (first liked at, the rank it had then, id)
@@ -409,7 +413,8 @@ _CHANGED_NODES = """
 CALL () { MATCH (n:Image) WHERE n.updated_at > $since RETURN collect(n.id) AS images }
 CALL () { MATCH (n:Caption) WHERE n.updated_at > $since RETURN collect(n.id) AS captions }
 CALL () { MATCH (n:Attribute) WHERE n.updated_at > $since RETURN collect(n.name) AS attributes }
-RETURN images, captions, attributes, datetime() AS until
+CALL () { MATCH (n:Image) RETURN count(n) AS image_count }
+RETURN images, captions, attributes, image_count, datetime() AS until
 """
 
 # Every relationship write marks its start node (an Image or Caption), so new edges are found from there.
@@ -435,12 +440,13 @@ def _as_datetime(since: datetime | str) -> datetime:
 
 def changed_nodes(driver: Driver, since: datetime | str, database: str | None = None) -> dict[str, Any]:
     """Only the nodes of :func:`changes_since` (what an incremental sync re-reads): ``{"Image": [ids],
-    "Caption": [ids], "Attribute": [names], "until": server time}``."""
+    "Caption": [ids], "Attribute": [names], "image_count": images in the graph (a retired product leaves
+    no node to mark), "until": server time}``."""
     with driver.session(database=database) as session:
         record = session.execute_read(
             lambda tx: tx.run(_CHANGED_NODES, since=_as_datetime(since)).single(strict=True))
     return {"Image": record["images"], "Caption": record["captions"], "Attribute": record["attributes"],
-            "until": record["until"].to_native()}
+            "image_count": record["image_count"], "until": record["until"].to_native()}
 
 
 def changes_since(driver: Driver, since: datetime | str, database: str | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from neo4j import Driver
 
+from graphdb.catalog import RetireReport, image_ids, retire_images
 from graphdb.ingest import IngestReport, ingest_images, ingest_queries
 from readers.captions import Vocabulary, caption_split_attributes
 from readers.catalog import MYNTRA, ColumnMapping, missing_images, read_catalog
@@ -27,6 +28,14 @@ class LoadSummary:
     queries: IngestReport = field(default_factory=IngestReport)
     query_counts: dict = field(default_factory=dict)
     missing_images: list[str] = field(default_factory=list)
+    new_images: list[str] = field(default_factory=list)  # ids the graph did not hold before this load
+    skipped_queries: int = 0  # composed queries of the saved split naming a product this load lacks
+    retired: RetireReport | None = None  # with replace: the products the file no longer lists
+
+    @property
+    def changed_images(self) -> list[str]:
+        """Ids that existed and whose node or catalog edges this load changed."""
+        return self.images.changed
 
     @property
     def created(self) -> int:
@@ -63,6 +72,10 @@ def with_caption_split(records: list[ImageRecord]) -> list[ImageRecord]:
     return out
 
 
+class CatalogReplaceError(ValueError):
+    """A ``replace`` load that would retire more of the catalog than it is allowed to; nothing written."""
+
+
 def load_catalog(
     driver: Driver,
     path: Path,
@@ -74,28 +87,59 @@ def load_catalog(
     caption_split: bool = False,
     batch_size: int = 5000,
     start_phase: StartPhase = no_progress,
+    *,
+    update: bool = False,
+    replace: bool = False,
+    max_retired_share: float = 0.5,
+    exclude: frozenset[str] | set[str] = frozenset(),
 ) -> LoadSummary:
-    """Products, their catalog attributes, and Fashion200K-style composed queries split by group."""
+    """Products, their catalog attributes, and Fashion200K-style composed queries split by group.
+
+    New ids are added; an existing id is left as it is, or (``update``) brought in line with its row (see
+    :mod:`graphdb.ingest`). ``replace``: the file is the whole catalog, so products the graph holds and
+    the file does not list are retired afterwards (:func:`graphdb.catalog.retire_images`); refused before
+    anything is written when that would retire more than ``max_retired_share`` of them (a truncated
+    export, most likely). ``exclude``: ids of the file to leave out, as if it did not list them.
+    Composed queries come from the saved split (``split_file``, built on the first load); those naming a
+    product this load does not have are skipped (counted), so a later catalog can leave products out.
+    """
+    if replace and (limit is not None or exclude):
+        raise CatalogReplaceError("--replace needs the whole catalog: it cannot be combined with --limit")
     summary = LoadSummary()
-    records = list(read_catalog(path, mapping, limit=limit))
+    records = [r for r in read_catalog(path, mapping, limit=limit) if r.id not in exclude]
     summary.missing_images = _check_missing(records, str(path), strict)
+    listed = {r.id for r in records}
+    before = image_ids(driver)
+    retire = sorted(before - listed) if replace else []
+    if before and len(retire) > max_retired_share * len(before):
+        raise CatalogReplaceError(
+            f"{path}: --replace would retire {len(retire):,} of the {len(before):,} products in the graph "
+            f"(more than {max_retired_share:.0%}); is the file complete? Nothing was written. Retire them on "
+            "purpose with `tailor retire --file IDS`, or pass --force")
+    summary.new_images = sorted(listed - before)
     queries = load_or_build(split_file, records, composed)
     summary.query_counts = queries.counts()
     records = list(queries.assign(records))
     summary.images = ingest_images(
-        driver, records, str(path), batch_size=batch_size, progress=start_phase("images", len(records))
+        driver, records, str(path), batch_size=batch_size, progress=start_phase("images", len(records)),
+        update=update,
     )
     if caption_split:
         summary.images.merge(
             ingest_images(
                 driver, with_caption_split(records), str(path), attribute_source="caption",
                 batch_size=batch_size, progress=start_phase("caption-split attributes", len(records)),
+                update=update,
             )
         )
+    wanted = [q for q in queries.queries
+              if q.candidate_id in listed and (q.target_id is None or q.target_id in listed)]
+    summary.skipped_queries = len(queries.queries) - len(wanted)
     summary.queries = ingest_queries(
-        driver, queries.queries, str(split_file), batch_size=batch_size,
-        progress=start_phase("queries", len(queries.queries)),
+        driver, wanted, str(split_file), batch_size=batch_size, progress=start_phase("queries", len(wanted)),
     )
+    if retire:
+        summary.retired = retire_images(driver, retire)
     return summary
 
 

@@ -52,6 +52,7 @@ class FeatureResult:
     cached: int  # inputs answered from the cache, or by an identical input earlier in this call
     failed: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
+    keys: list[str] = field(default_factory=list)  # the content key (sha256) each row was computed from
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -84,6 +85,7 @@ class _Run:
         self.cache = cache
         self.first_row: dict[str, int] = {}  # key -> row already filled in this call
         self.failed: dict[int, Failure] = {}
+        self.keys: dict[int, str] = {}  # row -> its content key
         self.computed = 0
         self.cached = 0
 
@@ -96,6 +98,7 @@ class _Run:
         lookup_rows: list[int] = []
         lookup_keys: list[str] = []
         for i, k in zip(idxs, keys, strict=True):
+            self.keys[i] = k
             if k in self.first_row:
                 self.features[i] = self.features[self.first_row[k]]
                 self.have[i] = True
@@ -160,6 +163,7 @@ class _Run:
             cached=self.cached,
             failed=[self.failed[i] for i in sorted(self.failed)],
             seconds=time.perf_counter() - t0,
+            keys=[self.keys[i] for i in ok],
         )
 
 

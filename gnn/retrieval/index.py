@@ -14,14 +14,16 @@ from readers.files import atomic_write, atomic_write_json
 class ImageIndex:
     """Inner-product search over L2-normalised embeddings (= cosine), keyed by image id.
 
-    ``IndexIDMap2`` over a flat index supports exact search and in-place replacement of single
-    vectors, which interactions need; at millions of products swap the inner index for IVF/HNSW.
+    ``IndexIDMap2`` over a flat index supports exact search, in-place replacement of single vectors
+    (interactions) and removal (retired products); at millions of products swap the inner index for
+    IVF/HNSW. FAISS ids are positions in :attr:`ids`; a removed id leaves ``None`` at its position (FAISS
+    never returns it again), and re-adding it later gives it a new position.
     """
 
     def __init__(self, dim: int):
         self.dim = dim
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self.ids: list[str] = []
+        self.ids: list[str | None] = []
         self.row_of: dict[str, int] = {}
         self.version = ""
 
@@ -53,6 +55,18 @@ class ImageIndex:
             self.index.add_with_ids(np.stack(old_vecs), rows)
         if new_rows:
             self.index.add_with_ids(np.stack(new_vecs), np.asarray(new_rows, dtype=np.int64))
+
+    def remove(self, ids: list[str]) -> int:
+        """Take ``ids`` out of the index (ids it does not hold are ignored); returns how many went."""
+        rows = [self.row_of.pop(node_id) for node_id in dict.fromkeys(ids) if node_id in self.row_of]
+        if rows:
+            self.index.remove_ids(np.asarray(rows, dtype=np.int64))
+            for row in rows:
+                self.ids[row] = None
+        return len(rows)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self.row_of
 
     def search(
         self, queries: np.ndarray, k: int, exclude: list[str | None] | None = None
@@ -97,8 +111,8 @@ class ImageIndex:
         index = cls(meta["dim"])
         index.index = faiss.read_index(str(path))
         index.ids = meta["ids"]
-        index.row_of = {node_id: i for i, node_id in enumerate(index.ids)}
+        index.row_of = {node_id: i for i, node_id in enumerate(index.ids) if node_id is not None}
         index.version = meta.get("version", "")
-        if index.index.ntotal != len(index.ids):
-            raise ValueError(f"{path}: {index.index.ntotal} vectors but {len(index.ids)} ids")
+        if index.index.ntotal != len(index.row_of):
+            raise ValueError(f"{path}: {index.index.ntotal} vectors but {len(index.row_of)} ids")
         return index

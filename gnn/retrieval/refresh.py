@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -33,18 +33,30 @@ class RefreshReport:
     changed_images: list[str]
     new_attributes: int
     seconds: float
+    removed_images: list[str] = field(default_factory=list)  # in the index before, not in the graph now
+
+
+class MissingFeaturesError(ValueError):
+    """Images without features: they must be left out of the graph that is embedded, never zero-filled."""
+
+    def __init__(self, ids: list[str]):
+        self.ids = ids
+        shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        super().__init__(f"{len(ids)} images have no features ({shown}); featurise them or leave them out")
 
 
 def base_features(export: GraphExport, image_features, texts: TextFeatures) -> dict[str, np.ndarray]:
-    """Node features for a base export: images from ``image_features`` (``.get(id)`` and ``.dim``; zeros
-    for an image the model never saw), attributes and captions from their text."""
-    zeros = np.zeros(image_features.dim, np.float32)
-    attributes = list(export.attributes)
+    """Node features for a base export: images from ``image_features`` (``.get(id)`` and ``.dim``),
+    attributes and captions from their text. Every image must have features: an image the features lack
+    raises :class:`MissingFeaturesError` (a zero vector would give every such image one embedding)."""
     rows = [image_features.get(r.id) for r in export.images]
+    missing = [r.id for r, v in zip(export.images, rows, strict=True) if v is None]
+    if missing:
+        raise MissingFeaturesError(missing)
     return {
-        "Image": np.stack([zeros if v is None else v for v in rows]) if rows else np.zeros((0, len(zeros)), np.float32),
+        "Image": np.stack(rows) if rows else np.zeros((0, image_features.dim), np.float32),
         "Caption": texts.encode_texts([c.text for c in export.captions]),
-        "Attribute": texts.encode_texts(attributes),
+        "Attribute": texts.encode_texts(list(export.attributes)),
     }
 
 
@@ -64,12 +76,15 @@ def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.nda
     moved = torch.ones(len(before), dtype=torch.bool)  # new images count as changed
     moved[known] = (new_final[known] - old.image_layers[-1][before[known]]).abs().amax(dim=1) > tolerance
     changed = moved.nonzero().flatten().tolist()
+    removed = sorted(set(old.image_ids) - set(bundle.image_ids))  # retired, or left without features
     if rebuild_index:
         index = build_index(bundle)
     else:
-        index = engine.index.copy() if changed else engine.index  # an unchanged index is shared, never written
+        # an unchanged index is shared, never written: a search running on it sees it whole
+        index = engine.index.copy() if changed or removed else engine.index
         if changed:
             index.add([bundle.image_ids[r] for r in changed], new_final[changed].numpy())
+        index.remove(removed)
     new_attributes = len(set(bundle.attribute_names) - set(old.attribute_names))
     refreshed = copy.copy(engine)  # the same model and text features, and whatever else the engine holds
     refreshed.bundle = bundle
@@ -78,7 +93,7 @@ def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.nda
     if engine.second_stage is not None:  # the facts it reads follow the same graph (a new copy: reads go on)
         refreshed.second_stage = engine.second_stage.with_facts(export)
     return RefreshReport(refreshed, [bundle.image_ids[r] for r in changed], new_attributes,
-                         time.perf_counter() - start)
+                         time.perf_counter() - start, removed)
 
 
 @torch.no_grad()

@@ -12,12 +12,12 @@ import torch
 
 from engine.errors import ArtifactError, NotPublishedError
 from engine.pipeline import load_published
-from engine.published import EngineStore
+from engine.published import EngineStore, ImageFeatures
 from engine.workspace import Workspace
 from gnn.data.graph import build_graph_tensors
-from gnn.retrieval.refresh import base_features, refresh
+from gnn.retrieval.refresh import MissingFeaturesError, base_features, refresh
 from gnn.retrieval.search import build_bundle
-from readers.graph_records import TypedEdge
+from readers.graph_records import ImageRow, TypedEdge
 
 
 def test_a_published_engine_loads_back_and_answers_the_same(published) -> None:
@@ -149,3 +149,24 @@ def test_a_caption_with_nothing_understood_is_answered_by_looks(published) -> No
     assert [i for i, _ in vague.hits] == expected
     understood = loaded.searcher.search(caption.candidate, caption.text, k=5)
     assert understood.fallback == "" and not understood.roles.unsure
+
+
+def test_image_features_keep_their_content_keys_through_changes_and_a_save(tmp_path) -> None:
+    features = ImageFeatures(["a", "b"], np.ones((2, 3), np.float32), ["ka", "kb"])
+    changed = features.with_rows(["b", "c"], np.full((2, 3), 2.0, np.float32), ["kb2", "kc"])
+    assert changed.ids == ["a", "b", "c"] and changed.keys == ["ka", "kb2", "kc"]
+    assert features.key("b") == "kb" and features.get("b")[0] == 1.0  # the original is untouched
+    fewer = changed.without({"a"})
+    assert fewer.ids == ["b", "c"] and fewer.key("c") == "kc" and fewer.get("a") is None
+    fewer.save(tmp_path / "f.npz")
+    loaded = ImageFeatures.load(tmp_path / "f.npz")
+    assert loaded.ids == ["b", "c"] and loaded.keys == ["kb2", "kc"]
+    np.testing.assert_array_equal(loaded.matrix, fewer.matrix)
+    assert ImageFeatures(["x"], np.ones((1, 3), np.float32)).key("x") == ""  # unknown, not missing
+
+
+def test_a_refresh_refuses_an_image_without_features(published) -> None:
+    _, engine, export, _ = published
+    export.images.append(ImageRow("zz-new", "", "a new product", "test", ""))
+    with pytest.raises(MissingFeaturesError, match="zz-new"):
+        base_features(export, engine.image_features, engine.searcher.text_encoder)

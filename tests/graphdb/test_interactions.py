@@ -416,10 +416,3 @@ def test_update_base_after_each_kind_of_change_equals_a_fresh_export(empty_graph
     # ann's own likes, and with her query its MODIFIES, MENTIONS and bob's LIKED_FOR edges to it
     assert removed == Counter({"LIKED_FOR": 4, "LIKED_FROM": 2, "MODIFIES": 1, "MENTIONS": 2})
     marker = current(marker)  # and the base follows the removal
-
-
-def test_update_base_refuses_when_the_catalog_changed(empty_graph):
-    load(empty_graph, 3)
-    base = export_base(empty_graph)
-    load(empty_graph, 5)
-    assert update_base(empty_graph, base, [], []) is None

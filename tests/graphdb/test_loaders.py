@@ -136,23 +136,21 @@ def test_id_with_another_title_changes_nothing(loaded, tmp_path):
     assert counts(driver) == before
 
 
-def test_caption_naming_an_unknown_image_writes_no_caption(empty_graph, tmp_path):
+def test_saved_queries_naming_a_product_the_file_lacks_are_skipped_and_counted(empty_graph, tmp_path):
     full = write_catalog(tmp_path / "shop")
     split = tmp_path / "split.json"
     queries = load_or_build(split, list(read_catalog(full, MYNTRA))).queries  # saved: the queries of all 6
     referenced = {q.candidate_id for q in queries} | {q.target_id for q in queries}
     gone = sorted(referenced)[0]
+    naming = [q for q in queries if gone in (q.candidate_id, q.target_id)]
     rows = [r for r in ROWS if not r.startswith(f"{gone},")]
     partial = write_catalog(tmp_path / "shop", rows, name="partial.csv")
-    with pytest.raises(IngestError) as exc:
-        load_catalog(empty_graph, partial, split)  # the split file still names the missing product
-    assert exc.value.path == str(split)
-    assert exc.value.field_name in ("candidate", "target")
-    assert f"unknown image '{gone}'" in str(exc.value)
-    # The images were a batch of their own and went in; the failing query batch wrote nothing.
+    summary = load_catalog(empty_graph, partial, split)  # the split file still names the missing product
+    assert summary.skipped_queries == len(naming) > 0
     assert scalar(empty_graph, "MATCH (i:Image) RETURN count(i)") == 5
-    assert scalar(empty_graph, "MATCH (n) WHERE n:Caption OR n.kind = 'unknown' RETURN count(n)") == 0
-    assert scalar(empty_graph, "MATCH ()-[r:MODIFIES|TARGETS|MENTIONS]->() RETURN count(r)") == 0
+    assert scalar(empty_graph, "MATCH (c:Caption) RETURN count(c)") == len(queries) - len(naming)
+    assert scalar(empty_graph, "MATCH (c:Caption)-[:MODIFIES|TARGETS]->(:Image {id: $id}) RETURN count(c)",
+                  id=gone) == 0
 
 
 def test_missing_image_is_counted_or_an_error_under_strict(empty_graph, tmp_path):

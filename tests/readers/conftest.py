@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from readers.datasets import datasets_root
 from readers.records import ReaderError
 
-# Real datasets live beside the project: ../shared/datasets from the project root.
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+# Real datasets: $TAILOR_DATASETS, else ../shared/datasets from the project root.
+DATASETS = datasets_root()
 
 
 def _assert_names(err: ReaderError, path: Path | str, line: int | None, field: str) -> None:

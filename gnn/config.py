@@ -67,6 +67,11 @@ class TrainConfig:
     patience: int = 8  # epochs without a better validation R@10 before stopping
     seed: int = 0
     max_val_queries: int = 2000
+    # "full": every step runs the R-GCN over the whole graph (the batch's captions only). "neighbour": every
+    # step runs it over a sampled neighbourhood of the batch (gnn.training.sampled): at most fanouts[h]
+    # messages of each relation into each node at hop h, so a step costs the same at any catalog size.
+    sampler: str = "full"
+    fanouts: tuple[int, ...] = (10, 10, 10)  # one per R-GCN layer, the batch's own nodes first
 
 
 @dataclass
@@ -93,6 +98,9 @@ class SimulationConfig:
     like_share: float = 0.06  # at most this share of the training queries (2,000 is 6% of myntra-small's)
     liked_per_batch: int = 256
     liked_per_example: int = 10  # liked images: those nearest the target by image features
+    # ... among this many training images drawn with the seed (None: all of them; at a million products
+    # the nearest-neighbour search over all of them costs more than the training it serves)
+    like_pool: int | None = None
     seed: int = 0
 
 
@@ -168,7 +176,13 @@ class ExperimentConfig:
         )
 
     def training_key(self) -> dict[str, Any]:
-        """The part of the config that decides a trained model (what a checkpoint is reused by)."""
+        """The part of the config that decides a trained model (what a checkpoint is reused by). Options at
+        their defaults that older checkpoints predate are left out, so those checkpoints stay valid."""
         key = self.to_dict()
         key.pop("eval")
+        if key["train"]["sampler"] == "full":
+            key["train"].pop("sampler")
+            key["train"].pop("fanouts")
+        if key["simulation"]["like_pool"] is None:
+            key["simulation"].pop("like_pool")
         return key

@@ -68,7 +68,14 @@ def train_retriever(
 ) -> TrainResult:
     """Train ``model`` on ``g``'s training queries. ``extra_per_batch`` queries drawn from ``extra`` (the
     ones with simulated likes, too few to matter in the shuffle) join every batch. ``start_phase(name,
-    total)`` returns a function advanced once per batch (a progress bar)."""
+    total)`` returns a function advanced once per batch (a progress bar). ``config.sampler = "neighbour"``
+    trains on sampled neighbourhoods instead (:mod:`gnn.training.sampled`)."""
+    if config.sampler == "neighbour":
+        from gnn.training.sampled import train_sampled
+
+        return train_sampled(model, g, config, on_epoch, extra, extra_per_batch, start_phase)
+    if config.sampler != "full":
+        raise ValueError(f"unknown train.sampler {config.sampler!r} (full | neighbour)")
     generator = seed_everything(config.seed)
     train = g.queries["train"].with_targets()
     val = g.queries["val"].with_targets(config.max_val_queries, config.seed) if "val" in g.queries else None

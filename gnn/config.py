@@ -10,8 +10,8 @@ from typing import Any
 from readers.graph_records import INTERACTION_TYPES, NODE_KINDS
 
 __all__ = [
-    "NODE_KINDS", "EvalConfig", "ExperimentConfig", "FeatureConfig", "GraphConfig", "ModelConfig", "SimulationConfig",
-    "TrainConfig",
+    "NODE_KINDS", "EvalConfig", "ExperimentConfig", "FeatureConfig", "GraphConfig", "ModelConfig", "RetrievalConfig",
+    "SimulationConfig", "TrainConfig",
 ]
 
 
@@ -114,6 +114,27 @@ class EvalConfig:
 
 
 @dataclass
+class RetrievalConfig:
+    """How the published engine searches and follows interactions; changing it needs no retraining
+    (left out of :meth:`ExperimentConfig.training_key`)."""
+
+    # The FAISS index (gnn.retrieval.index): flat (exact) | ivf | hnsw, and each kind's settings.
+    index: str = "flat"
+    ivf_lists: int | None = None  # None: about 4 * sqrt(images)
+    ivf_probe: int = 32  # lists searched per query
+    hnsw_m: int = 32  # links per node
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 96  # candidates kept while searching
+    shards: int = 1  # >1: the index split across that many FAISS shards (faiss.IndexShards)
+    # After an interaction: "local" recomputes what is within the model's reach of it (gnn.retrieval.local),
+    # "full" the whole base graph.
+    refresh: str = "local"
+    hub_degree: int = 256  # attributes with more incoming messages keep sums instead of being re-read
+    hub_tolerance: float = 1e-3  # a hub's held change (max |coordinate|) passed on to its readers above this
+    layer_dtype: str = "float32"  # per-layer embeddings kept in the bundle: float32 | float16 (half the memory)
+
+
+@dataclass
 class ExperimentConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
@@ -121,6 +142,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,6 +195,7 @@ class ExperimentConfig:
             # Checkpoints from before simulated interactions existed trained without them.
             simulation=build(SimulationConfig, data.get("simulation", {"enabled": False})),
             eval=build(EvalConfig, data.get("eval", {})),
+            retrieval=build(RetrievalConfig, data.get("retrieval", {})),
         )
 
     def training_key(self) -> dict[str, Any]:
@@ -180,6 +203,7 @@ class ExperimentConfig:
         their defaults that older checkpoints predate are left out, so those checkpoints stay valid."""
         key = self.to_dict()
         key.pop("eval")
+        key.pop("retrieval")
         if key["train"]["sampler"] == "full":
             key["train"].pop("sampler")
             key["train"].pop("fanouts")

@@ -115,3 +115,17 @@ class GraphExport:
                 role = e.relation.split(":", 1)[1]
                 out.setdefault(e.src, {}).setdefault(role, set()).add(e.dst)
         return out
+
+
+@dataclass
+class BaseDelta:
+    """The base graph around some changed nodes as it is now (read by ``graphdb.export.read_base_delta``):
+    what a local refresh needs, instead of the whole base graph."""
+
+    images: list[str]  # the changed images: their HAS_ATTRIBUTE and interaction edges are all in ``edges``
+    captions: list[str]  # the changed captions: every base edge of those still liked is in ``edges``
+    edges: list[TypedEdge] = field(default_factory=list)  # one per relationship
+    liked_captions: list[CaptionRow] = field(default_factory=list)  # changed captions that are liked
+    still_liked: set[str] = field(default_factory=set)  # of the captions asked about, those still liked
+    attributes: dict[str, str] = field(default_factory=dict)  # every attribute: name -> kind
+    image_count: int = 0

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gnn.config import NODE_KINDS, GraphConfig
+from gnn.features.rows import FeatureRows
 from gnn.nn.layers import RelationalAdjacency
 from readers.graph_records import CAPTION_ROLES, HAS_ATTRIBUTE, MENTIONS, MODIFIES, GraphExport, reverse
 
@@ -72,7 +73,7 @@ class QuerySet:
 @dataclass
 class GraphTensors:
     ids: dict[str, list[str]]  # kind -> node ids in table order
-    features: dict[str, Tensor]  # kind -> [n, d] float32
+    features: dict[str, Tensor | FeatureRows]  # kind -> [n, d] float32 (or rows of a smaller table)
     edge_index: Tensor  # [2, E] in the global index (kinds stacked in NODE_KINDS order)
     edge_type: Tensor  # [E]
     relations: list[str]
@@ -142,10 +143,24 @@ class GraphTensors:
         return sub, torch.searchsorted(keep, rows)
 
 
+def as_features(values) -> Tensor | FeatureRows:
+    """Node features as the model reads them: a float32 tensor, or :class:`FeatureRows` as they are."""
+    if isinstance(values, FeatureRows):
+        return values
+    return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32)
+
+
 def _relation_of(name: str, config: GraphConfig) -> str:
     if name.startswith("MENTIONS:") and not config.caption_roles:
         return "MENTIONS:any"
     return name
+
+
+def relation_pair(relation: str, config: GraphConfig, rel_id: dict[str, int]) -> tuple[int, int]:
+    """The R-GCN relation ids of an edge of type ``relation`` read forwards and backwards (-1: not a
+    message in this config)."""
+    name = _relation_of(relation, config)
+    return rel_id.get(name, -1), rel_id.get(reverse(name), -1)
 
 
 def build_graph_tensors(
@@ -173,8 +188,7 @@ def build_graph_tensors(
     for e in export.edges:  # the one per-edge Python loop: kept to lookups and appends
         pair = pairs.get(e.relation)
         if pair is None:
-            name = _relation_of(e.relation, config)
-            pair = pairs[e.relation] = (rel_id.get(name, -1), rel_id.get(reverse(name), -1))
+            pair = pairs[e.relation] = relation_pair(e.relation, config, rel_id)
         if pair == (-1, -1):
             continue  # a relation this model does not use (e.g. predicted edges in the catalog model)
         s = index[e.src_kind].get(e.src)
@@ -193,9 +207,7 @@ def build_graph_tensors(
 
     tensors = GraphTensors(
         ids=ids,
-        features={
-            k: torch.as_tensor(np.ascontiguousarray(features[k]), dtype=torch.float32) for k in NODE_KINDS
-        },
+        features={k: as_features(features[k]) for k in NODE_KINDS},
         edge_index=edge_index,
         edge_type=edge_type,
         relations=relations,

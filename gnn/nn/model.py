@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from gnn.config import NODE_KINDS, ModelConfig
 from gnn.data.graph import GraphTensors
+from gnn.features.rows import project
 from gnn.nn.layers import RelationalConv
 
 
@@ -105,13 +106,33 @@ class GraphEncoder(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, g: GraphTensors, return_layers: bool = False) -> Tensor | list[Tensor]:
-        x = torch.cat([self.proj[k](g.features[k]) for k in NODE_KINDS], dim=0)
+        x = torch.cat([project(self.proj[k], g.features[k]) for k in NODE_KINDS], dim=0)
         layers = [x]
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = conv(x, g.edge_index, g.edge_type) if self.conv_kind == "pyg" else conv(x, g.adjacency)
             x = x + self.dropout(F.relu(norm(h)))
             layers.append(x)
         return layers if return_layers else x
+
+    @torch.no_grad()
+    def layerwise(self, g: GraphTensors, dtype: torch.dtype = torch.float32, chunk: int = 1 << 18) -> Tensor:
+        """Every layer's embeddings ``[L+1, N, hidden]`` (as :meth:`forward` with ``return_layers``, in eval
+        mode), stored in ``dtype`` and computed a layer at a time from the stored values: at a million
+        nodes this holds the result, one layer in float32 and a chunk, not every intermediate."""
+        if self.conv_kind != "fast":
+            return torch.stack(self(g, return_layers=True)).to(dtype)
+        x = torch.cat([project(self.proj[k], g.features[k]) for k in NODE_KINDS], dim=0)
+        out = torch.empty((len(self.convs) + 1, *x.shape), dtype=dtype)
+        out[0] = x
+        for layer, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            x = out[layer].float() if dtype != torch.float32 else x
+            h = conv.forward_chunked(x, g.adjacency, chunk)
+            for a in range(0, len(h), chunk):  # x + relu(norm(h)), in place, a chunk at a time
+                part = h[a : a + chunk]
+                part.copy_(norm(part)).relu_().add_(x[a : a + chunk])
+            out[layer + 1] = h
+            x = h
+        return out
 
     @torch.no_grad()
     def encode_leaf(self, text_feature: Tensor, neighbours: dict[int, list[Tensor]]) -> Tensor:

@@ -11,15 +11,17 @@ refresh runs the R-GCN over that graph alone; only images whose embedding moved 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from gnn.config import RetrievalConfig
 from gnn.data.graph import build_graph_tensors
 from gnn.features.cache import TextFeatures
-from gnn.retrieval.search import QueryEngine, build_bundle
-from readers.graph_records import GraphExport
+from gnn.retrieval.local import LocalState
+from gnn.retrieval.search import QueryEngine, bundle_from_layers, encode_base
+from readers.graph_records import BaseDelta, GraphExport
 
 
 @dataclass
@@ -27,6 +29,9 @@ class RefreshReport:
     changed_images: list[str]
     new_attributes: int
     seconds: float
+    local: LocalState | None = None  # after a full refresh: the state later local refreshes start from
+    mode: str = "full"  # full | local
+    detail: dict = field(default_factory=dict)  # a local refresh: nodes recomputed per layer, hubs held
 
 
 def base_features(export: GraphExport, image_features, texts: TextFeatures) -> dict[str, np.ndarray]:
@@ -44,21 +49,48 @@ def base_features(export: GraphExport, image_features, texts: TextFeatures) -> d
 
 @torch.no_grad()
 def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.ndarray], config,
-            tolerance: float = 1e-6) -> RefreshReport:
-    """Recompute the bundle from ``export`` with the engine's model; update changed index rows in place."""
+            tolerance: float = 1e-6, local: RetrievalConfig | None = None) -> RefreshReport:
+    """Recompute the bundle from ``export`` with the engine's model; update changed index rows in place.
+    ``local``: also build the :class:`LocalState` (with its hub settings) that later local refreshes
+    start from."""
     start = time.perf_counter()
     old = engine.bundle
     g = build_graph_tensors(export, features, config)
-    bundle = build_bundle(engine.model, g, old.version, [r.image_path for r in export.images])
-    new_final = bundle.image_layers[-1]
+    sub, layers = encode_base(engine.model, g, old.image_layers.dtype)
+    bundle = bundle_from_layers(sub, layers, old.version, [r.image_path for r in export.images])
+    new_final = bundle.image_layers[-1].float()
     before = torch.tensor([old.image_row.get(i, -1) for i in bundle.image_ids], dtype=torch.long)
     known = before >= 0
     moved = torch.ones(len(before), dtype=torch.bool)  # new images count as changed
-    moved[known] = (new_final[known] - old.image_layers[-1][before[known]]).abs().amax(dim=1) > tolerance
+    moved[known] = (new_final[known] - old.image_layers[-1][before[known]].float()).abs().amax(dim=1) > tolerance
     changed = moved.nonzero().flatten().tolist()
     if changed:
         engine.index.add([bundle.image_ids[r] for r in changed], new_final[changed].numpy())
     new_attributes = len(set(bundle.attribute_names) - set(old.attribute_names))
     engine.bundle = bundle
     engine.rebuild_vocabulary()
-    return RefreshReport([bundle.image_ids[r] for r in changed], new_attributes, time.perf_counter() - start)
+    state = None
+    if local is not None:
+        state = LocalState.build(sub, layers, config, local.hub_degree, local.hub_tolerance)
+    return RefreshReport([bundle.image_ids[r] for r in changed], new_attributes, time.perf_counter() - start,
+                         state)
+
+
+def refresh_local(engine: QueryEngine, state: LocalState, delta: BaseDelta) -> RefreshReport | None:
+    """Bring the engine in line with ``delta`` by recomputing only what is within the model's reach of it
+    (:mod:`gnn.retrieval.local`) and replacing those images' FAISS rows. ``None`` when only a full refresh
+    is right (the catalog's images changed, an attribute left the graph): nothing is changed then."""
+    start = time.perf_counter()
+    bundle = engine.bundle
+    change = state.apply(delta, bundle, engine.model, engine.text_encoder)
+    if change.full:
+        return None
+    report = state.refresh(engine.model, bundle, change)
+    rows = report.changed_images
+    if rows:
+        engine.index.add([bundle.image_ids[r] for r in rows], bundle.image_layers[-1, rows].float().numpy())
+    if change.new_attributes:
+        engine.rebuild_vocabulary()
+    return RefreshReport([bundle.image_ids[r] for r in rows], change.new_attributes, time.perf_counter() - start,
+                         state, "local", {"recomputed per layer": report.recomputed, "hubs held": report.held_hubs,
+                                          "edges added": len(change.added), "edges removed": len(change.removed)})

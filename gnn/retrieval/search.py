@@ -64,13 +64,17 @@ class SearchBundle:
 
 
 @torch.no_grad()
-def build_bundle(
-    model: GraphRetriever, g: GraphTensors, version: str, image_paths: list[str]
-) -> SearchBundle:
-    """Per-layer embeddings of every image and attribute (captions that only listen are left out)."""
+def encode_base(model: GraphRetriever, g: GraphTensors, dtype: torch.dtype = torch.float32
+                ) -> tuple[GraphTensors, torch.Tensor]:
+    """The base graph (``g`` without the captions that only listen) and every layer of its nodes'
+    embeddings, ``[L+1, N, hidden]`` in ``dtype``: what the bundle and a local refresh are made from."""
     model.eval()
     sub, _ = g.restrict_captions(torch.zeros(0, dtype=torch.long))
-    layers = torch.stack(model.layers(sub))
+    return sub, model.encoder.layerwise(sub, dtype)
+
+
+def bundle_from_layers(sub: GraphTensors, layers: torch.Tensor, version: str, image_paths: list[str]) -> SearchBundle:
+    """The bundle of a base graph's images and attributes (views of ``layers``, not copies)."""
     n_img = len(sub.ids["Image"])
     return SearchBundle(
         version=version,
@@ -78,10 +82,20 @@ def build_bundle(
         image_titles=list(sub.image_title),
         image_paths=image_paths,
         attribute_names=list(sub.ids["Attribute"]),
-        relations=list(g.relations),
-        image_layers=layers[:, :n_img].clone(),
-        attribute_layers=layers[:, sub.offsets["Attribute"] :].clone(),
+        relations=list(sub.relations),
+        image_layers=layers[:, :n_img],
+        attribute_layers=layers[:, sub.offsets["Attribute"] :],
     )
+
+
+@torch.no_grad()
+def build_bundle(
+    model: GraphRetriever, g: GraphTensors, version: str, image_paths: list[str],
+    dtype: torch.dtype = torch.float32,
+) -> SearchBundle:
+    """Per-layer embeddings of every image and attribute (captions that only listen are left out)."""
+    sub, layers = encode_base(model, g, dtype)
+    return bundle_from_layers(sub, layers, version, image_paths)
 
 
 def build_index(bundle: SearchBundle) -> ImageIndex:
@@ -132,21 +146,21 @@ class QueryEngine:
         row = self.bundle.image_row[candidate]
         feature = torch.from_numpy(np.asarray(self.text_encoder.encode_texts([text])[0], dtype=np.float32))
         neighbours: dict[int, list[torch.Tensor]] = {}
-        neighbours[self.rel[reverse(MODIFIES)]] = list(self.bundle.image_layers[:, row : row + 1])
+        neighbours[self.rel[reverse(MODIFIES)]] = list(self.bundle.image_layers[:, row : row + 1].float())
         liked_rows = [self.bundle.image_row[i] for i in liked if i in self.bundle.image_row]
         if liked_rows and LIKED_FOR in self.rel:
-            neighbours[self.rel[LIKED_FOR]] = list(self.bundle.image_layers[:, liked_rows])
+            neighbours[self.rel[LIKED_FOR]] = list(self.bundle.image_layers[:, liked_rows].float())
         for role in CAPTION_ROLES:
             names = [a for a in getattr(roles, role) if a in self.bundle.attribute_row]
             rel = self.rel.get(reverse(f"{MENTIONS}:{role}"), self.rel.get(reverse(f"{MENTIONS}:any")))
             if names and rel is not None:
                 rows = [self.bundle.attribute_row[a] for a in names]
-                layers = list(self.bundle.attribute_layers[:, rows])
+                layers = list(self.bundle.attribute_layers[:, rows].float())
                 if rel in neighbours:  # one relation for all roles: pool them together
                     layers = [torch.cat([a, b]) for a, b in zip(neighbours[rel], layers, strict=True)]
                 neighbours[rel] = layers
         caption = self.model.encoder.encode_leaf(feature, neighbours)
-        composed, _ = self.model.head(self.bundle.image_layers[-1, row][None], caption[None])
+        composed, _ = self.model.head(self.bundle.image_layers[-1, row][None].float(), caption[None])
         return F.normalize(composed, dim=-1)[0].numpy(), caption.numpy()
 
     def search(

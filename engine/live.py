@@ -1,11 +1,13 @@
 """The published engine kept in line with the database after interactions, without retraining.
 
-The base graph that image and attribute embeddings depend on is kept with the engine (``base.pkl`` in its
-generation) with the server time it was read at; a sync re-reads only the images and captions whose
-``updated_at`` moved since then (:func:`graphdb.interactions.changed_nodes`,
-:func:`graphdb.export.update_base`), so an interaction costs a few small indexed reads, one R-GCN pass over
-the base graph and the changed FAISS rows. The ranking changes in memory first; the new generation is
-written in the background.
+The base graph that image and attribute embeddings depend on is kept with the engine (in its generation)
+with the server time it was read at; a sync re-reads only the images and captions whose ``updated_at``
+moved since then (:func:`graphdb.interactions.changed_nodes`, :func:`graphdb.export.read_base_delta`) and,
+with ``retrieval.refresh = "local"`` (the default), recomputes only the embeddings within the model's reach
+of them (:mod:`gnn.retrieval.local`), so an interaction costs a few small indexed reads, a few small matrix
+products and the changed FAISS rows at any catalog size. The first sync, ``sync --full`` and changes a
+local refresh cannot follow (a new catalog load, an attribute gone) read the base graph whole and run the
+R-GCN over it. The ranking changes in memory first; the new generation is written in the background.
 """
 
 from __future__ import annotations
@@ -68,6 +70,13 @@ class LiveEngine:
         """The graph config the model was trained with (which edges carry messages)."""
         return self.published.config.graph
 
+    @property
+    def retrieval(self):
+        """How the engine searches and refreshes (as published; no retraining to change it)."""
+        from gnn.config import ExperimentConfig
+
+        return ExperimentConfig.from_dict(self.published.manifest.config).retrieval
+
     def close(self) -> None:
         """Wait for the last write and stop the writer thread."""
         self.flush()
@@ -89,7 +98,8 @@ class LiveEngine:
         Incremental unless ``full`` or there is no base graph yet (or the catalog's images changed).
         Hand-written Cypher that does not set ``updated_at`` is seen only by a full sync.
         """
-        from graphdb.export import export_base, server_time, update_base
+        from gnn.retrieval.refresh import refresh_local
+        from graphdb.export import export_base, read_base_delta, server_time, update_base
         from graphdb.interactions import changed_nodes
 
         self.flush()  # the previous sync's write must finish before the index changes again
@@ -103,18 +113,37 @@ class LiveEngine:
                 base.marker = self._earlier(until)
                 seconds["read changes"] = time.perf_counter() - tick
                 return SyncReport("unchanged", seconds=seconds)
-            export = update_base(driver, base.export, changed["Image"], changed["Caption"])
-            mode = "incremental"
+            if base.local is not None:  # only what is within the model's reach of the change
+                delta = read_base_delta(driver, changed["Image"], changed["Caption"], base.local.caption_nodes)
+                seconds["read changes"] = time.perf_counter() - tick
+                local = refresh_local(self.engine, base.local, delta)
+                if local is not None:
+                    seconds["embeddings + index"] = local.seconds
+                    base.marker = self._earlier(until)
+                    self.published.changed_images.update(local.changed_images)
+                    return self._saved(SyncReport("incremental", len(local.changed_images), local.new_attributes,
+                                                  seconds))
+            elif base.export is not None:
+                export = update_base(driver, base.export, changed["Image"], changed["Caption"])
+                mode = "incremental"
         if export is None:
             mode = "full"
             until = server_time(driver)
             export = export_base(driver)
         seconds["read changes"] = time.perf_counter() - tick
         report = self._refresh(export, seconds)
-        self.published.base = BaseGraph(export, self._earlier(until))
-        self._last = SyncReport(mode, len(report.changed_images), report.new_attributes, seconds)
+        if report.local is not None:  # later syncs start from it, not from the export
+            self.published.base = BaseGraph(None, self._earlier(until), report.local)
+        else:
+            self.published.base = BaseGraph(export, self._earlier(until))
+        self.published.rewrite = True
+        return self._saved(SyncReport(mode, len(report.changed_images), report.new_attributes, seconds))
+
+    def _saved(self, report: SyncReport) -> SyncReport:
+        """``report``, with the new generation's write started in the background."""
+        self._last = report
         self._pending = self._saver.submit(self._save)
-        return self._last
+        return report
 
     def _save(self) -> float:
         tick = time.perf_counter()
@@ -127,7 +156,9 @@ class LiveEngine:
         tick = time.perf_counter()
         features = base_features(export, self.published.image_features, self.engine.text_encoder)
         seconds["features"] = time.perf_counter() - tick
-        report = refresh(self.engine, export, features, self.config)
+        retrieval = self.retrieval
+        report = refresh(self.engine, export, features, self.config,
+                         local=retrieval if retrieval.refresh == "local" else None)
         seconds["embeddings + index"] = report.seconds
         return report
 

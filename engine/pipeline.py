@@ -138,19 +138,29 @@ def fit(prepared: PreparedGraph, name: str, config: ExperimentConfig, ws: Worksp
 
 
 def publish(run: Any, prepared: PreparedGraph, ws: Workspace, driver: Driver | None = None,
-            log: Log = _quiet, start_phase: StartPhase | None = None) -> PublishedEngine:
+            log: Log = _quiet, start_phase: StartPhase | None = None, retrieval: Any = None) -> PublishedEngine:
     """Make a fitted graph model the one search, query and the interactions use: a new engine generation
-    (bundle, FAISS index, image features, the model), and its embeddings written to Neo4j."""
+    (bundle, FAISS index, image features, the model), and its embeddings written to Neo4j. ``retrieval``
+    (a :class:`gnn.config.RetrievalConfig`): how it searches and refreshes, else what the model was
+    trained with (the defaults)."""
+    import dataclasses
+
+    import torch
+
     from gnn.checkpoint import load_checkpoint
     from gnn.retrieval.search import QueryEngine, build_bundle, build_index
 
     export = prepared.export
     checkpoint = load_checkpoint(run.checkpoint)
     version = checkpoint.version
-    bundle = build_bundle(run.model, run.graph, version, [r.image_path for r in export.images])
-    index = build_index(bundle)
+    retrieval = retrieval or checkpoint.config.retrieval
+    bundle = build_bundle(run.model, run.graph, version, [r.image_path for r in export.images],
+                          dtype=getattr(torch, retrieval.layer_dtype))
+    index = build_index(bundle, retrieval)
+    config = checkpoint.config.to_dict()
+    config["retrieval"] = dataclasses.asdict(retrieval)
     manifest = Manifest(generation=0, version=checkpoint.version, model_kind=run.name,
-                        config=checkpoint.config.to_dict(), data=run.meta.get("data", {}), counts={},
+                        config=config, data=run.meta.get("data", {}), counts={},
                         encoders=prepared.features.encoders)
     image_features = ImageFeatures([r.id for r in export.images], prepared.features.arrays["Image"])
     searcher = QueryEngine(run.model, bundle, index, text_features_for(ws, manifest))

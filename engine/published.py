@@ -11,11 +11,18 @@ Layout under ``$TAILOR_HOME/engine/``::
       bundle.pt             per-layer embeddings of images and attributes (new queries are encoded from them)
       images.faiss          the FAISS index of image embeddings, with images.ids.json
       image_features.npz    the image features the embeddings were computed from
-      base.pkl              (optional) the base graph as last read from Neo4j, for incremental syncs
+      bundle.delta.pt       (optional) the bundle rows changed since bundle.pt and images.faiss were written
+      local.topology.pt     (optional) the base graph's edges at the last full sync, for local refreshes
+      local.state.pt        (optional) what changed since, node tables, liked captions' layers, hub sums
+      base.pkl              (optional, with retrieval.refresh "full") the base graph as last read from Neo4j
 
-A save writes a whole new generation folder (unchanged files are hard links to the previous one), then
-switches ``CURRENT``; a crash at any point leaves the previous generation live and the half-written
-folder is removed by the next save. A load checks every file against the manifest, so a corrupt or
+A save writes a whole new generation folder (unchanged files are hard links to the previous one, with the
+checksums their manifest recorded), then switches ``CURRENT``; a crash at any point leaves the previous
+generation live and the half-written folder is removed by the next save. After an interaction only what it
+changed is written: the changed bundle rows (bundle.delta.pt, cumulative, until they pass a share of the
+catalog and the bundle and index are written whole again) and the local refresh's small state; the
+bundle, the index and the edges of the last full sync are linked, so a like's save does not grow with the
+catalog. A load checks every file against the manifest, so a corrupt or
 mismatched file is refused with its name and the fix, instead of answering with garbage.
 """
 
@@ -39,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ArtifactError, NotPublishedError
+from gnn.features.rows import FeatureRows
 from readers.files import atomic_write, atomic_write_json, fsync_dir
 from readers.graph_records import CaptionRow, GraphExport, ImageRow, TypedEdge
 
@@ -71,6 +79,8 @@ class Manifest:
     counts: dict[str, int]
     encoders: dict[str, dict[str, Any]] = field(default_factory=dict)  # image|text -> {config, name, dim}
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {bytes, sha256}
+    # Which whole files a generation's delta files apply to (their ids), see PublishedEngine.save.
+    parts: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     format: str = FORMAT
 
@@ -91,10 +101,13 @@ class Manifest:
 @dataclass
 class BaseGraph:
     """The base graph (what image and attribute embeddings depend on) and the server time it was read at,
-    minus a safety margin: the next incremental sync re-reads what changed since ``marker``."""
+    minus a safety margin: the next incremental sync re-reads what changed since ``marker``. Kept either as
+    the export itself (``retrieval.refresh = "full"``) or as the local refresh's state (``"local"``:
+    :class:`gnn.retrieval.local.LocalState`, message edges and per-layer embeddings, no Python records)."""
 
-    export: GraphExport
+    export: GraphExport | None
     marker: datetime
+    local: Any = None
 
 
 _ROW_KINDS = (ImageRow, CaptionRow, TypedEdge)
@@ -125,7 +138,7 @@ class ImageFeatures:
     """Image id -> the feature vector its embedding is computed from (rows of one matrix)."""
 
     ids: list[str]
-    matrix: np.ndarray  # [n, dim] float32
+    matrix: Any  # [n, dim] float32 ndarray, or gnn.features.rows.FeatureRows
     row: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -137,7 +150,9 @@ class ImageFeatures:
 
     def get(self, image_id: str) -> np.ndarray | None:
         r = self.row.get(image_id)
-        return None if r is None else self.matrix[r]
+        if r is None:
+            return None
+        return self.matrix[r].numpy() if isinstance(self.matrix, FeatureRows) else self.matrix[r]
 
     def __contains__(self, image_id: object) -> bool:
         return image_id in self.row
@@ -147,6 +162,15 @@ class ImageFeatures:
 
     def with_rows(self, ids: list[str], vectors: np.ndarray) -> ImageFeatures:
         """A copy with ``ids`` added or replaced."""
+        if isinstance(self.matrix, FeatureRows):
+            rows, extra_ids, at = [], [], len(self.ids)
+            for image_id in ids:
+                r = self.row.get(image_id)
+                if r is None:
+                    r, at = at, at + 1
+                    extra_ids.append(image_id)
+                rows.append(r)
+            return ImageFeatures(self.ids + extra_ids, self.matrix.with_rows(rows, vectors))
         matrix = self.matrix.copy()
         extra_ids, extra = [], []
         for image_id, vec in zip(ids, vectors, strict=True):
@@ -161,11 +185,16 @@ class ImageFeatures:
         return ImageFeatures(self.ids + extra_ids, matrix)
 
     def save(self, path: Path) -> None:
+        if isinstance(self.matrix, FeatureRows):  # rows of a small table (generated catalogs, shared features)
+            atomic_write(path, lambda fh: np.savez(fh, ids=np.array(self.ids), **self.matrix.arrays()))
+            return
         atomic_write(path, lambda fh: np.savez(fh, ids=np.array(self.ids), features=self.matrix))
 
     @classmethod
     def load(cls, path: Path) -> ImageFeatures:
         blob = np.load(path, allow_pickle=False)
+        if "table" in blob:
+            return cls(blob["ids"].tolist(), FeatureRows.from_arrays(blob))
         return cls(blob["ids"].tolist(), np.ascontiguousarray(blob["features"], dtype=np.float32))
 
 
@@ -239,10 +268,13 @@ class EngineStore:
                 out.append((int(p.name[4:]), p))
         return sorted(out)
 
-    def commit(self, write: Any, manifest: Manifest, reuse: dict[str, Path] | None = None) -> Path:
+    def commit(self, write: Any, manifest: Manifest, reuse: dict[str, Path] | None = None,
+               known: dict[str, dict[str, Any]] | None = None) -> Path:
         """Write a new generation: ``write(folder)`` writes the changed files, ``reuse`` names files taken
-        over unchanged (hard-linked) from elsewhere; then the manifest with every file's checksum; then
-        the pointer. Returns the new folder. Call inside :meth:`writing`."""
+        over unchanged (hard-linked) from elsewhere; then the manifest with every file's checksum (``known``:
+        the checksums of reused files, from the manifest that verified them, so a gigabyte file linked into
+        the next generation is not hashed again); then the pointer. Returns the new folder. Call inside
+        :meth:`writing`."""
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(".gen-*"):  # folders of saves that crashed before their switch
             shutil.rmtree(stale, ignore_errors=True)
@@ -258,8 +290,16 @@ class EngineStore:
             write(tmp)
             manifest.generation = number
             manifest.created_at = datetime.now(UTC).isoformat(timespec="seconds")
-            manifest.files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-                              for p in sorted(tmp.iterdir()) if p.is_file()}
+            known = known or {}
+
+            def entry(p: Path) -> dict[str, Any]:
+                size = p.stat().st_size
+                was = known.get(p.name) if p.name in (reuse or {}) else None
+                if was is not None and was.get("bytes") == size and os.path.samefile(p, reuse[p.name]):
+                    return dict(was)
+                return {"bytes": size, "sha256": sha256_file(p)}
+
+            manifest.files = {p.name: entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
             atomic_write_json(tmp / "manifest.json", manifest.to_json())
             final = self.root / f"gen-{number:06d}"
             os.rename(tmp, final)
@@ -272,6 +312,30 @@ class EngineStore:
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
         return final
+
+
+LOCAL_TOPOLOGY, LOCAL_STATE = "local.topology.pt", "local.state.pt"
+BUNDLE_DELTA = "bundle.delta.pt"
+# A generation rewrites the bundle and the index whole once the rows changed since the last whole write pass
+# this share of the images (at least COMPACT_MIN rows, at most COMPACT_ROWS); until then it writes only
+# those rows (BUNDLE_DELTA).
+COMPACT_SHARE, COMPACT_MIN, COMPACT_ROWS = 0.05, 2_000, 200_000
+
+
+def read_local(folder: Path, version: str) -> BaseGraph | None:
+    """The local refresh's state saved with a generation (None when there is none, or of another model)."""
+    import torch
+
+    from gnn.retrieval.local import LocalState
+
+    try:
+        state = torch.load(folder / LOCAL_STATE, map_location="cpu", weights_only=False)
+        topology = torch.load(folder / LOCAL_TOPOLOGY, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        return None
+    if state.get("version") != version:
+        return None
+    return BaseGraph(None, datetime.fromisoformat(state["marker"]), LocalState.from_blobs(topology, state["state"]))
 
 
 def read_base(folder: Path, version: str) -> BaseGraph | None:
@@ -307,6 +371,10 @@ class PublishedEngine:
         self.base = base
         self.folder = folder  # the generation this state was loaded from or last saved to
         self.features_changed = False  # image features gained rows since that generation
+        # Images whose bundle rows (and index vectors) changed since bundle.pt and images.faiss were last
+        # written whole; ``rewrite`` asks the next save to write those files whole (after a full refresh).
+        self.changed_images: set[str] = set()
+        self.rewrite = False
 
     @property
     def version(self) -> str:
@@ -358,27 +426,64 @@ class PublishedEngine:
         if len(index) != len(bundle.image_ids):
             raise ArtifactError(f"{folder / 'images.faiss'} holds {len(index)} images, the bundle "
                                 f"{len(bundle.image_ids)}; {REPAIR}")
+        changed: list[str] = []
+        if (folder / BUNDLE_DELTA).exists():
+            changed = _apply_bundle_delta(folder, manifest, bundle, index)
         model = GraphRetriever(checkpoint.in_dims, checkpoint.relations, checkpoint.config.model)
         model.load_state_dict(checkpoint.state_dict)
         searcher = QueryEngine(model, bundle, index, text_features)
-        return cls(manifest, checkpoint, searcher, features, read_base(folder, manifest.version), folder)
+        try:
+            base = read_local(folder, manifest.version) or read_base(folder, manifest.version)
+        except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
+            raise ArtifactError(f"{folder}: {exc}; {REPAIR}") from exc
+        engine = cls(manifest, checkpoint, searcher, features, base, folder)
+        engine.changed_images = set(changed)
+        return engine
 
     # --- saving -----------------------------------------------------------------------------------
     def save(self, store: EngineStore, model_file: Path | None = None) -> Path:
         """This state as a new generation, made live. The model and the image features are hard links to
         the last generation's unless they changed (``model_file``: the checkpoint to publish)."""
         previous = self.folder
+        known = dict(self.manifest.files)  # the checksums of the generation the reused files come from
+        parts = dict(self.manifest.parts)
+        images = len(self.bundle.image_ids)
+        whole = (previous is None or self.rewrite or "bundle" not in parts
+                 or not (previous / "bundle.pt").exists()
+                 or len(self.changed_images) > max(COMPACT_MIN, min(COMPACT_ROWS, COMPACT_SHARE * images)))
+        local = self.base.local if self.base is not None else None
+        same_topology = (local is not None and previous is not None and parts.get("topology") == local.topology_id
+                         and (previous / LOCAL_TOPOLOGY).exists())
+        if whole:
+            parts["bundle"] = uuid.uuid4().hex
+        if local is not None:
+            parts["topology"] = local.topology_id
 
         def write(folder: Path) -> None:
+            from gnn.checkpoint import atomic_save
+
             if model_file is not None or previous is None:
                 if model_file is None:
                     raise ArtifactError("a first publish needs the checkpoint file")
                 shutil.copyfile(model_file, folder / "model.pt")
             if self.features_changed or previous is None:
                 self.image_features.save(folder / "image_features.npz")
-            self.bundle.save(folder / "bundle.pt")
-            self.index.save(folder / "images.faiss")
-            if self.base is not None:
+            if whole:
+                self.bundle.save(folder / "bundle.pt")
+                self.index.save(folder / "images.faiss")
+            elif self.changed_images:  # only the rows changed since bundle.pt was written whole
+                b = self.bundle
+                rows = sorted(b.image_row[i] for i in self.changed_images)
+                atomic_save({"bundle": parts["bundle"], "image_ids": [b.image_ids[r] for r in rows],
+                             "image_layers": b.image_layers[:, rows].clone(),
+                             "attribute_names": list(b.attribute_names),
+                             "attribute_layers": b.attribute_layers.clone()}, folder / BUNDLE_DELTA)
+            if local is not None:
+                if not same_topology:
+                    atomic_save(local.topology_blob(), folder / LOCAL_TOPOLOGY)
+                atomic_save({"version": self.version, "marker": self.base.marker.isoformat(),
+                             "state": local.state_blob()}, folder / LOCAL_STATE)
+            elif self.base is not None:
                 write_base(folder / BASE_FILE, self.base, self.version)
 
         reuse = {}
@@ -387,10 +492,42 @@ class PublishedEngine:
                 reuse["model.pt"] = previous / "model.pt"
             if not self.features_changed:
                 reuse["image_features.npz"] = previous / "image_features.npz"
+            if not whole:
+                for name in ("bundle.pt", "images.faiss", "images.ids.json"):
+                    reuse[name] = previous / name
+            if same_topology:
+                reuse[LOCAL_TOPOLOGY] = previous / LOCAL_TOPOLOGY
         self.manifest.counts = {"images": len(self.bundle.image_ids),
                                 "attributes": len(self.bundle.attribute_names),
                                 "image_features": len(self.image_features)}
+        self.manifest.parts = parts
         with store.writing():
-            self.folder = store.commit(write, self.manifest, reuse)
+            self.folder = store.commit(write, self.manifest, reuse, known)
         self.features_changed = False
+        if whole:
+            self.changed_images, self.rewrite = set(), False
         return self.folder
+
+
+def _apply_bundle_delta(folder: Path, manifest: Manifest, bundle: Any, index: Any) -> list[str]:
+    """Bundle rows (and their index vectors) changed since bundle.pt was written whole; returns their ids."""
+    import torch
+
+    try:
+        delta = torch.load(folder / BUNDLE_DELTA, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise ArtifactError(f"{folder / BUNDLE_DELTA}: {exc}; {REPAIR}") from exc
+    if delta.get("bundle") != manifest.parts.get("bundle"):
+        raise ArtifactError(f"{folder / BUNDLE_DELTA} belongs to another bundle.pt; {REPAIR}")
+    ids = delta["image_ids"]
+    missing = [i for i in ids if i not in bundle.image_row]
+    if missing:
+        raise ArtifactError(f"{folder / BUNDLE_DELTA} names images the bundle lacks ({missing[:3]}); {REPAIR}")
+    rows = [bundle.image_row[i] for i in ids]
+    if rows:
+        bundle.image_layers[:, rows] = delta["image_layers"].to(bundle.image_layers.dtype)
+        index.add(ids, bundle.image_layers[-1, rows].float().numpy())
+    bundle.attribute_names = list(delta["attribute_names"])
+    bundle.attribute_row = {a: r for r, a in enumerate(bundle.attribute_names)}
+    bundle.attribute_layers = delta["attribute_layers"]
+    return list(ids)

@@ -9,9 +9,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from neo4j import Driver
+from neo4j import READ_ACCESS, Driver
 
-from readers.graph_records import INTERACTION_TYPES, MODIFIES, CaptionRow, GraphExport, ImageRow, TypedEdge
+from readers.graph_records import (
+    INTERACTION_TYPES,
+    MODIFIES,
+    BaseDelta,
+    CaptionRow,
+    GraphExport,
+    ImageRow,
+    TypedEdge,
+)
 
 _IMAGES = "MATCH (i:Image) RETURN i.id AS id, coalesce(i.image_path, '') AS path, coalesce(i.title, '') AS title, coalesce(i.split, '') AS split, coalesce(i.group, '') AS grp ORDER BY id"
 _CAPTIONS = """
@@ -212,6 +220,40 @@ def update_base(
         out.captions = sorted(kept_captions + out.captions, key=lambda c: c.id)
     out.seconds = time.perf_counter() - start
     return out
+
+
+def read_base_delta(
+    driver: Driver,
+    images: list[str],
+    captions: list[str],
+    known_captions: list[str] | set[str] = (),
+    database: str | None = None,
+) -> BaseDelta:
+    """The base graph around changed ``images`` and ``captions`` as it is now, for a local refresh: their
+    base edges (an image's attributes and interactions; every base edge of a caption that is liked), the
+    liked ones among the captions, which of ``known_captions`` (the liked captions a refresh knows) are
+    still liked, the attribute list and the number of images. Every read is by index or from the count
+    store, so its cost follows what changed, not the catalog (the attribute list is a few hundred rows)."""
+    start = time.perf_counter()
+    asked = sorted(set(captions) | set(known_captions))
+    delta = BaseDelta(sorted(images), sorted(captions))
+    out = GraphExport()
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS) as session:
+        delta.image_count = session.run(_COUNT_IMAGES).single(strict=True)["n"]
+        for r in session.run(_ATTRIBUTES):
+            delta.attributes[r["name"]] = r["kind"]
+        delta.still_liked = set(session.run(_STILL_LIKED, ids=asked).single(strict=True)["ids"])
+        if images:
+            for r in session.run(_DELTA_IMAGE_ATTRIBUTES, ids=delta.images):
+                out.edges.append(TypedEdge(f"HAS_ATTRIBUTE:{r['source']}", "Image", r["src"], "Attribute", r["dst"]))
+        for r in session.run(_DELTA_INTERACTIONS, images=delta.images, captions=delta.captions,
+                             types=list(INTERACTION_TYPES)):
+            out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
+        if captions:
+            _add_liked_captions(out, session.run(_DELTA_CAPTIONS, ids=delta.captions))
+    delta.edges, delta.liked_captions = out.edges, out.captions
+    out.seconds = time.perf_counter() - start
+    return delta
 
 
 _COMPOSED_QUERIES = """

@@ -34,7 +34,9 @@ read from Neo4j by index), so neither the read nor the refresh touches the rest 
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,6 +216,7 @@ class LocalState:
         self.hub_sums = torch.zeros(0)  # [L, H, R, hidden] float64
         self.hub_counts = torch.zeros(0, dtype=torch.long)  # [H, R]
         self.hub_drift = torch.zeros(0, dtype=torch.float64)  # [L, H]: held change per layer, not yet passed on
+        self.topology_id = uuid.uuid4().hex  # names the edges of the last full sync (saved once per full sync)
         self._pairs: dict[str, tuple[int, int]] = {}
 
     # --- building, from a full pass ---------------------------------------------------------------
@@ -257,6 +260,45 @@ class LocalState:
                     sums[layer].view(-1, hidden).index_add_(0, key, layers[layer, s].double())
         self.hub_sums, self.hub_counts = sums, counts
         self.hub_drift = torch.zeros((L, len(hubs)), dtype=torch.float64)
+
+    # --- saving ------------------------------------------------------------------------------------
+    _TOPOLOGY = ("src", "dst", "rel", "in_perm", "in_ptr", "out_perm", "out_ptr")
+
+    def topology_blob(self) -> dict[str, Any]:
+        """The edges of the last full sync (unchanged until the next one: saved once, then linked)."""
+        g = self.graph
+        return {"id": self.topology_id, "base_nodes": g.base_nodes, **{k: getattr(g, k) for k in self._TOPOLOGY}}
+
+    def state_blob(self) -> dict[str, Any]:
+        """Everything else: what changed since, the node tables, caption layers and hub sums (small)."""
+        g = self.graph
+        return {"topology": self.topology_id, "num_nodes": g.num_nodes, "dead": g.dead, "extra": g.extra,
+                "relations": self.relations, "config": dataclasses.asdict(self.config), "kinds": self.kinds,
+                "rows": self.rows, "attribute_nodes": self.attribute_nodes, "caption_nodes": self.caption_nodes,
+                "caption_layers": self.caption_layers, "hub_degree": self.hub_degree,
+                "hub_tolerance": self.hub_tolerance, "hub_nodes": self.hub_nodes, "hub_sums": self.hub_sums,
+                "hub_counts": self.hub_counts, "hub_drift": self.hub_drift}
+
+    @classmethod
+    def from_blobs(cls, topology: dict[str, Any], state: dict[str, Any]) -> LocalState:
+        if topology["id"] != state["topology"]:
+            raise ValueError("the local refresh state belongs to other edges than the topology file")
+        graph = LocalGraph.__new__(LocalGraph)
+        for k in cls._TOPOLOGY:
+            setattr(graph, k, topology[k])
+        graph.base_nodes, graph.num_nodes, graph.dead = topology["base_nodes"], state["num_nodes"], state["dead"]
+        graph.extra, graph.extra_in, graph.extra_out = [list(e) for e in state["extra"]], {}, {}
+        for k, (src, dst, _, _) in enumerate(graph.extra):
+            graph.extra_in.setdefault(dst, []).append(k)
+            graph.extra_out.setdefault(src, []).append(k)
+        config = GraphConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
+        out = cls(graph, state["relations"], config, state["kinds"], state["rows"], state["attribute_nodes"],
+                  state["caption_nodes"], state["caption_layers"], state["hub_degree"], state["hub_tolerance"])
+        out.hub_nodes = state["hub_nodes"]
+        out.hub_row = {int(h): i for i, h in enumerate(out.hub_nodes.tolist())}
+        out.hub_sums, out.hub_counts, out.hub_drift = state["hub_sums"], state["hub_counts"], state["hub_drift"]
+        out.topology_id = topology["id"]
+        return out
 
     # --- per-layer values ------------------------------------------------------------------------
     def get(self, bundle: Any, layer: int, nodes: Tensor) -> Tensor:

@@ -98,9 +98,16 @@ def build_bundle(
     return bundle_from_layers(sub, layers, version, image_paths)
 
 
-def build_index(bundle: SearchBundle) -> ImageIndex:
-    index = ImageIndex(bundle.image_layers.shape[-1])
-    index.add(bundle.image_ids, bundle.image_layers[-1].numpy())
+def build_index(bundle: SearchBundle, spec=None, chunk: int = 1 << 17) -> ImageIndex:
+    """The FAISS index of the bundle's final image embeddings; ``spec``: its kind and settings (an
+    :class:`~gnn.retrieval.index.IndexSpec` or a :class:`~gnn.config.RetrievalConfig`; default flat)."""
+    index = ImageIndex(bundle.image_layers.shape[-1], spec)
+    final = bundle.image_layers[-1]
+    if index.spec.kind == "ivf" and len(final):  # the quantizer trains on all of them (a sample of them)
+        index.add(bundle.image_ids, final.float().numpy())
+    else:
+        for a in range(0, len(final), chunk):
+            index.add(bundle.image_ids[a : a + chunk], final[a : a + chunk].float().numpy())
     index.version = bundle.version
     return index
 

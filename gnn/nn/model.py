@@ -115,24 +115,31 @@ class GraphEncoder(nn.Module):
         return layers if return_layers else x
 
     @torch.no_grad()
-    def layerwise(self, g: GraphTensors, dtype: torch.dtype = torch.float32, chunk: int = 1 << 18) -> Tensor:
+    def layerwise(self, g: GraphTensors, dtype: torch.dtype = torch.float32, chunk: int = 1 << 18,
+                  last_only: bool = False) -> Tensor:
         """Every layer's embeddings ``[L+1, N, hidden]`` (as :meth:`forward` with ``return_layers``, in eval
         mode), stored in ``dtype`` and computed a layer at a time from the stored values: at a million
-        nodes this holds the result, one layer in float32 and a chunk, not every intermediate."""
+        nodes this holds the result, one layer in float32 and a chunk, not every intermediate.
+        ``last_only``: only the final layer ``[N, hidden]`` (float32), what evaluation needs."""
         if self.conv_kind != "fast":
-            return torch.stack(self(g, return_layers=True)).to(dtype)
+            layers = self(g, return_layers=True)
+            return layers[-1] if last_only else torch.stack(layers).to(dtype)
         x = torch.cat([project(self.proj[k], g.features[k]) for k in NODE_KINDS], dim=0)
-        out = torch.empty((len(self.convs) + 1, *x.shape), dtype=dtype)
-        out[0] = x
+        out = None
+        if not last_only:
+            out = torch.empty((len(self.convs) + 1, *x.shape), dtype=dtype)
+            out[0] = x
         for layer, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
-            x = out[layer].float() if dtype != torch.float32 else x
+            if out is not None and dtype != torch.float32:
+                x = out[layer].float()  # from the stored values, as a later local refresh reads them
             h = conv.forward_chunked(x, g.adjacency, chunk)
             for a in range(0, len(h), chunk):  # x + relu(norm(h)), in place, a chunk at a time
                 part = h[a : a + chunk]
                 part.copy_(norm(part)).relu_().add_(x[a : a + chunk])
-            out[layer + 1] = h
+            if out is not None:
+                out[layer + 1] = h
             x = h
-        return out
+        return x if last_only else out
 
     @torch.no_grad()
     def encode_leaf(self, text_feature: Tensor, neighbours: dict[int, list[Tensor]]) -> Tensor:
@@ -166,6 +173,8 @@ class GraphRetriever(nn.Module):
         self.head = make_head(config.composition, config.hidden, config.dropout)
 
     def encode(self, g: GraphTensors) -> Tensor:
+        if not self.training and not torch.is_grad_enabled():  # inference: a layer at a time, less memory
+            return self.encoder.layerwise(g, last_only=True)
         return self.encoder(g)
 
     def layers(self, g: GraphTensors) -> list[Tensor]:

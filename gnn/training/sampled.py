@@ -97,11 +97,13 @@ def train_sampled(
             optimizer.step()
             totals += [loss.item(), link.item(), aux.item()]
             advance(1)
+        evaluated = time.perf_counter()
         score = retriever_scorer(model, probe_graph)
         train_r = evaluate(score, probe_graph, probes[0], split="train", ks=(1, 10))
         val_r = evaluate(score, probe_graph, probes[1], split="val", ks=(1, 10)) if val is not None else train_r
         log = EpochLog(epoch, *(totals / steps).tolist(), train_r["id_R@10"], val_r["id_R@10"], val_r["cap_R@10"],
-                       (val_r["id_R@1"] + val_r["id_R@10"]) / 2, time.perf_counter() - start)
+                       (val_r["id_R@1"] + val_r["id_R@10"]) / 2, time.perf_counter() - start,
+                       time.perf_counter() - evaluated)
         result.history.append(log)
         if on_epoch:
             on_epoch(log)

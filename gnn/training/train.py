@@ -36,6 +36,7 @@ class EpochLog:
     val_cap_r10: float
     val_score: float  # what early stopping watches: mean of validation id R@1 and R@10
     seconds: float
+    eval_seconds: float = 0.0  # of ``seconds``, the validation (recorded by the sampled trainer)
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Streaming reads of the graph into plain records (readers.graph_records); no tensors here.
 
+Every read here runs in read transactions (``READ_ACCESS`` sessions, ``RoutingControl.READ``), so that with
+a ``neo4j://`` URI to a cluster the driver sends them to read replicas and the writes to the leader; they
+share the driver's bookmark manager with the writes (:mod:`graphdb.interactions`), so a read after a write
+waits for a replica that has it (causal consistency).
+
 The model side (``gnn.data.graph``) turns a :class:`GraphExport` into tensors. Node order is sorted by id
 within each node kind, so the id map is stable across exports of the same graph.
 """
@@ -10,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from neo4j import READ_ACCESS, Driver
+from neo4j import READ_ACCESS, Driver, RoutingControl
 
 from readers.graph_records import (
     INTERACTION_TYPES,
@@ -71,7 +76,8 @@ def export_graph(
     ``MENTIONS:<role>``, ``TARGETS`` (supervision) and the interaction types."""
     start = time.perf_counter()
     out = GraphExport()
-    with driver.session(database=database, fetch_size=20000) as session:
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         _read_product_side(session, out, min_confidence)
         for r in session.run(_CAPTIONS):
             out.captions.append(
@@ -117,7 +123,8 @@ def export_graph_columns(driver: Driver, base_only: bool = False, min_confidence
     way take a few hundred megabytes; as records they would take several gigabytes."""
     start = time.perf_counter()
     out = GraphColumns()
-    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS) as session:
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         for r in session.run(_ATTRIBUTES):
             out.attributes[r["name"]] = r["kind"]
         attribute_row = {a: n for n, a in enumerate(out.attributes)}
@@ -200,7 +207,8 @@ def export_base(driver: Driver, database: str | None = None) -> GraphExport:
     only listen are left out, which makes this a fraction of a full export (used after interactions)."""
     start = time.perf_counter()
     out = GraphExport()
-    with driver.session(database=database, fetch_size=20000) as session:
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         _read_product_side(session, out, min_confidence=0.0)
         _add_liked_captions(out, session.run(_LIKED_CAPTIONS))
     out.seconds = time.perf_counter() - start
@@ -246,7 +254,8 @@ _PRODUCT_SIDE = ("HAS_ATTRIBUTE:", *INTERACTION_TYPES)
 
 def server_time(driver: Driver, database: str | None = None):
     """The database server's clock (what ``updated_at`` and ``created_at`` are written with)."""
-    with driver.session(database=database) as session:
+    with driver.session(database=database, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         return session.run("RETURN datetime() AS now").single(strict=True)["now"].to_native()
 
 
@@ -267,7 +276,8 @@ def update_base(
     start = time.perf_counter()
     changed = {("Image", i) for i in images} | {("Caption", c) for c in captions}
     out = GraphExport(images=base.images)
-    with driver.session(database=database, fetch_size=20000) as session:
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         if session.run(_COUNT_IMAGES).single(strict=True)["n"] != len(base.images):
             return None
         for r in session.run(_ATTRIBUTES):
@@ -321,7 +331,8 @@ def read_base_delta(
     asked = sorted(set(captions) | set(known_captions))
     delta = BaseDelta(sorted(images), sorted(captions))
     out = GraphExport()
-    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS) as session:
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         delta.image_count = session.run(_COUNT_IMAGES).single(strict=True)["n"]
         for r in session.run(_ATTRIBUTES):
             delta.attributes[r["name"]] = r["kind"]
@@ -349,5 +360,6 @@ ORDER BY id
 
 def composed_queries(driver: Driver, split: str, database: str | None = None) -> list[CaptionRow]:
     """The composed queries of one split (id order), with candidate and target."""
-    records, _, _ = driver.execute_query(_COMPOSED_QUERIES, split=split, database_=database)
+    records, _, _ = driver.execute_query(_COMPOSED_QUERIES, split=split, database_=database,
+                                         routing_=RoutingControl.READ)
     return [CaptionRow(r["id"], r["text"], split, "", r["candidate"], r["target"]) for r in records]

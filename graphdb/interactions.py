@@ -43,7 +43,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from neo4j import Driver, ManagedTransaction
+from neo4j import Driver, ManagedTransaction, RoutingControl
 
 from graphdb.schema import CYPHER_DIR
 from readers.captions import CaptionRoles
@@ -113,7 +113,8 @@ def _name(value: str, what: str = "attribute name") -> str:
 
 
 def _write(driver: Driver, work, *args: Any, database: str | None = None) -> Any:
-    with driver.session(database=database) as session:
+    # The driver's bookmark manager: reads that follow (graphdb.export, on replicas) see this write.
+    with driver.session(database=database, bookmark_manager=driver.execute_query_bookmark_manager) as session:
         return session.execute_write(work, *args)
 
 
@@ -186,7 +187,8 @@ class StoredQuery:
 
 def stored_query(driver: Driver, query_id: str, database: str | None = None) -> StoredQuery:
     """A stored query's text, candidate and liked images (to answer it again after likes)."""
-    records, _, _ = driver.execute_query(_STORED_QUERY, query_id=query_id, database_=database)
+    records, _, _ = driver.execute_query(_STORED_QUERY, query_id=query_id, database_=database,
+                                         routing_=RoutingControl.READ)
     if not records:
         raise UnknownNodeError(f"unknown query id {query_id!r}")
     r = records[0]
@@ -417,7 +419,7 @@ def _as_datetime(since: datetime | str) -> datetime:
 def changed_nodes(driver: Driver, since: datetime | str, database: str | None = None) -> dict[str, Any]:
     """Only the nodes of :func:`changes_since` (what an incremental sync re-reads): ``{"Image": [ids],
     "Caption": [ids], "Attribute": [names], "until": server time}``."""
-    with driver.session(database=database) as session:
+    with driver.session(database=database, bookmark_manager=driver.execute_query_bookmark_manager) as session:
         record = session.execute_read(
             lambda tx: tx.run(_CHANGED_NODES, since=_as_datetime(since)).single(strict=True))
     return {"Image": record["images"], "Caption": record["captions"], "Attribute": record["attributes"],

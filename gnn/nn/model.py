@@ -120,7 +120,8 @@ class GraphEncoder(nn.Module):
         """Every layer's embeddings ``[L+1, N, hidden]`` (as :meth:`forward` with ``return_layers``, in eval
         mode), stored in ``dtype`` and computed a layer at a time from the stored values: at a million
         nodes this holds the result, one layer in float32 and a chunk, not every intermediate.
-        ``last_only``: only the final layer ``[N, hidden]`` (float32), what evaluation needs."""
+        ``last_only``: only the final layer ``[N, hidden]`` (float32; each layer still rounded to ``dtype``
+        before the next reads it), what evaluation needs."""
         if self.conv_kind != "fast":
             layers = self(g, return_layers=True)
             return layers[-1] if last_only else torch.stack(layers).to(dtype)
@@ -130,8 +131,8 @@ class GraphEncoder(nn.Module):
             out = torch.empty((len(self.convs) + 1, *x.shape), dtype=dtype)
             out[0] = x
         for layer, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
-            if out is not None and dtype != torch.float32:
-                x = out[layer].float()  # from the stored values, as a later local refresh reads them
+            if dtype != torch.float32:  # from the stored values, as a later local refresh reads them
+                x = out[layer].float() if out is not None else x.to(dtype).float()
             h = conv.forward_chunked(x, g.adjacency, chunk)
             for a in range(0, len(h), chunk):  # x + relu(norm(h)), in place, a chunk at a time
                 part = h[a : a + chunk]
@@ -139,7 +140,7 @@ class GraphEncoder(nn.Module):
             if out is not None:
                 out[layer + 1] = h
             x = h
-        return x if last_only else out
+        return (x.to(dtype).float() if dtype != torch.float32 else x) if last_only else out
 
     @torch.no_grad()
     def encode_leaf(self, text_feature: Tensor, neighbours: dict[int, list[Tensor]]) -> Tensor:

@@ -45,16 +45,25 @@ def train_sampled(
     extra: QuerySet | None = None,
     extra_per_batch: int = 0,
     start_phase: StartPhase | None = None,
+    rank: int = 0,
+    world: int = 1,
+    sync_gradients: Callable[[nn.Module], None] | None = None,
 ):
     """Train ``model`` on ``g``'s training queries, one sampled neighbourhood per batch; see
-    :func:`gnn.training.train.train_retriever` for the arguments and the result."""
+    :func:`gnn.training.train.train_retriever` for the arguments and the result.
+
+    Data-parallel (:mod:`gnn.training.distributed`): ``world`` processes share the epoch's batch order,
+    process ``rank`` takes every ``world``-th batch and samples with its own random stream, and
+    ``sync_gradients(model)`` averages the gradients across them before each step, so every process takes
+    the same step. Validation is deterministic, so every process reaches the same early-stopping decision."""
     from gnn.training.train import EpochLog, TrainResult, seed_everything
 
     layers = len(getattr(getattr(model, "encoder", None), "convs", ()))
     if layers and len(config.fanouts) != layers:
         raise ValueError(f"train.fanouts has {len(config.fanouts)} values for a model of {layers} layers")
-    generator = seed_everything(config.seed)
-    sampler = NeighbourSampler(g, config.fanouts, generator)
+    generator = seed_everything(config.seed)  # the batch order: the same in every process
+    sampling = torch.Generator().manual_seed(config.seed + 7919 * rank) if world > 1 else generator
+    sampler = NeighbourSampler(g, config.fanouts, sampling)
     train = g.queries["train"].with_targets()
     val = g.queries["val"].with_targets(config.max_val_queries, config.seed) if "val" in g.queries else None
     train_probe = train.with_targets(config.max_val_queries, config.seed + 1)
@@ -62,6 +71,8 @@ def train_sampled(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result, best_state, stale = TrainResult(), None, 0
     steps = (len(train) + config.batch_size - 1) // config.batch_size
+    mine = [b for b in range(steps) if b % world == rank]
+    mine = mine[: (steps // world) or len(mine)]  # every process takes as many steps (they step together)
     n_images = len(g.ids["Image"])
     cap_off = g.offsets["Caption"]
 
@@ -72,15 +83,15 @@ def train_sampled(
         model.train()
         order = torch.randperm(len(train), generator=generator)
         totals = np.zeros(3)
-        for b in range(steps):
+        for b in mine:
             rows = order[b * config.batch_size : (b + 1) * config.batch_size]
             cand, cap, tgt = train.candidate[rows], train.caption[rows], train.target[rows]
             if extra is not None and extra_per_batch > 0:
-                pick = torch.randperm(len(extra), generator=generator)[:extra_per_batch]
+                pick = torch.randperm(len(extra), generator=sampling)[:extra_per_batch]
                 cand = torch.cat([cand, extra.candidate[pick]])
                 cap = torch.cat([cap, extra.caption[pick]])
                 tgt = torch.cat([tgt, extra.target[pick]])
-            negatives = torch.randint(n_images, (config.negatives,), generator=generator)
+            negatives = torch.randint(n_images, (config.negatives,), generator=sampling)
             sample = sampler.sample(torch.cat([cap + cap_off, cand, tgt, negatives]))
             sub = sample.graph
             l_cand, l_tgt = sample.local_rows("Image", cand, g), sample.local_rows("Image", tgt, g)
@@ -88,20 +99,22 @@ def train_sampled(
             state = model.encode(sub)
             composed, phi = model.compose(state, sub, l_cand, l_cap)
             link = link_prediction_loss(composed, model.gallery(state, sub), l_tgt, config.negatives,
-                                        config.temperature, generator, negative_rows=l_neg)
+                                        config.temperature, sampling, negative_rows=l_neg)
             aux = (model.aux_loss(state, sub, l_cand, l_cap, l_tgt, composed, phi)
                    if config.compose_weight > 0 else torch.zeros(()))
             loss = config.link_weight * link + config.compose_weight * aux
             optimizer.zero_grad()
             loss.backward()
+            if sync_gradients is not None:
+                sync_gradients(model)
             optimizer.step()
             totals += [loss.item(), link.item(), aux.item()]
-            advance(1)
+            advance(world)
         evaluated = time.perf_counter()
         score = retriever_scorer(model, probe_graph)
         train_r = evaluate(score, probe_graph, probes[0], split="train", ks=(1, 10))
         val_r = evaluate(score, probe_graph, probes[1], split="val", ks=(1, 10)) if val is not None else train_r
-        log = EpochLog(epoch, *(totals / steps).tolist(), train_r["id_R@10"], val_r["id_R@10"], val_r["cap_R@10"],
+        log = EpochLog(epoch, *(totals / max(1, len(mine))).tolist(), train_r["id_R@10"], val_r["id_R@10"], val_r["cap_R@10"],
                        (val_r["id_R@1"] + val_r["id_R@10"]) / 2, time.perf_counter() - start,
                        time.perf_counter() - evaluated)
         result.history.append(log)

@@ -70,6 +70,7 @@ def table(results: list[dict]) -> str:
         ("training s/epoch (neighbour)", lambda r: get(r, "train_neighbour", "seconds_per_epoch")),
         ("  of which validation s", lambda r: get(r, "train_neighbour", "validation_seconds")),
         ("  peak memory MB (Python)", lambda r: get(r, "train_neighbour", "peak_python_mb")),
+        ("  CPU s of the whole fit (this process)", lambda r: get(r, "train_neighbour", "cpu_seconds")),
         ("training s/epoch (full graph)", lambda r: get(r, "train_full", "seconds_per_epoch")),
         ("  peak memory MB (Python)", lambda r: get(r, "train_full", "peak_python_mb")),
         ("peak memory MB Neo4j JVM", lambda r: max(get(r, k, "peak_neo4j_mb", default=0) for k in
@@ -78,6 +79,9 @@ def table(results: list[dict]) -> str:
           for kind in ("flat", "ivf", "hnsw", "neo4j_vector")],
         *[(f"  {kind} recall@10 vs exact", lambda r, k=kind: get(r, "search", k, "recall@10_vs_exact"))
           for kind in ("ivf", "hnsw", "neo4j_vector")],
+        ("search neo4j_vector k=100 p50 / p95 ms",
+         lambda r: f"{get(r, 'search', 'neo4j_vector', 'p50_ms_k100')} / {get(r, 'search', 'neo4j_vector', 'p95_ms_k100')}"),
+        ("  neo4j_vector k=100 recall@10 vs exact", lambda r: get(r, "search", "neo4j_vector", "recall@10_vs_exact_k100")),
         ("engine search (text -> top 10) p50 / p95 ms",
          lambda r: f"{get(r, 'search', 'engine_search', 'p50_ms')} / {get(r, 'search', 'engine_search', 'p95_ms')}"),
         ("like -> changed ranking p50 / p95 ms",

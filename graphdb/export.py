@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from sys import intern
 from typing import Any
 
 from neo4j import READ_ACCESS, Driver, RoutingControl
@@ -131,10 +132,10 @@ def export_graph_columns(driver: Driver, base_only: bool = False, min_confidence
         by_source: dict[str, Any] = {}
         for n, r in enumerate(session.run(_IMAGE_COLUMNS, min_confidence=min_confidence)):
             out.image_ids.append(r["id"])
-            out.image_paths.append(r["path"])
+            out.image_paths.append(intern(r["path"]))  # repeated values held once (splits, groups, shared photos)
             out.image_titles.append(r["title"])
-            out.image_splits.append(r["split"])
-            out.image_groups.append(r["grp"])
+            out.image_splits.append(intern(r["split"]))
+            out.image_groups.append(intern(r["grp"]))
             for name, source in r["attrs"]:
                 column = by_source.get(source)
                 if column is None:
@@ -146,9 +147,9 @@ def export_graph_columns(driver: Driver, base_only: bool = False, min_confidence
         image_row = {i: n for n, i in enumerate(out.image_ids)}
         for n, r in enumerate(session.run(_CAPTION_COLUMNS, liked_only=base_only)):
             out.caption_ids.append(r["id"])
-            out.caption_texts.append(r["text"])
-            out.caption_splits.append(r["split"])
-            out.caption_groups.append(r["grp"])
+            out.caption_texts.append(intern(r["text"]))
+            out.caption_splits.append(intern(r["split"]))
+            out.caption_groups.append(intern(r["grp"]))
             candidates = sorted(r["candidates"])
             out.caption_candidate.append(image_row.get(candidates[0], -1) if candidates else -1)
             targets = r["targets"]

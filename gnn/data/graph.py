@@ -256,7 +256,9 @@ def build_graph_tensors_from_columns(columns: GraphColumns, features: dict, conf
     parts = forward + backward
     edge_index = torch.cat([p[0] for p in parts], dim=1) if parts else torch.zeros((2, 0), dtype=torch.long)
     edge_type = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
-    index = {kind: {node_id: i for i, node_id in enumerate(ids[kind])} for kind in NODE_KINDS}
+    # Attributes and images by name / id (what simulated interactions look up); captions are found by row.
+    index = {kind: {node_id: i for i, node_id in enumerate(ids[kind])} for kind in ("Image", "Attribute")}
+    index["Caption"] = {}
     tensors = GraphTensors(
         ids=ids,
         features={k: as_features(features[k]) for k in NODE_KINDS},

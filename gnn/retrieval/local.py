@@ -253,8 +253,9 @@ class LocalState:
         if len(hubs):
             src, pos, rel = g.in_edges(hubs)
             counts.index_put_((pos, rel), torch.ones_like(pos), accumulate=True)
-            for a in range(0, len(src), 1 << 19):  # a chunk of edges at a time: they are most of the graph
-                s, p, r = src[a : a + (1 << 19)], pos[a : a + (1 << 19)], rel[a : a + (1 << 19)]
+            step = 1 << 17  # a chunk of edges at a time: they are most of the graph
+            for a in range(0, len(src), step):
+                s, p, r = src[a : a + step], pos[a : a + step], rel[a : a + step]
                 key = p * R + r
                 for layer in range(L):
                     sums[layer].view(-1, hidden).index_add_(0, key, layers[layer, s].double())

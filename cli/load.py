@@ -94,6 +94,12 @@ def catalog(
     force: Annotated[bool, typer.Option("--force", help="Let --replace retire more than half the catalog.")] = False,
     index: Index = False,
     limit: Limit = None, strict: Strict = False, batch_size: BatchSize = 5000,
+    bulk: Annotated[bool, typer.Option(
+        "--bulk", help="First load into an EMPTY database: batched CREATE without the idempotence reads "
+        "(refuses a database that holds anything).")] = False,
+    import_tool: Annotated[bool, typer.Option(
+        "--import-tool", help="With --bulk, on the local server: Neo4j's offline importer (the server is "
+        "stopped for the import and started again).")] = False,
     uri: Uri = None, user: User = None, data_dir: DataDir = None,
 ) -> None:
     """A product catalog with its composed queries (Fashion200K-style, split by product group). Loading it
@@ -106,10 +112,62 @@ def catalog(
         raise fail(f"unknown mapping {mapping!r}; presets: {', '.join(presets)}")
     if not path.is_file():
         raise fail(f"{path}: no such file")
+    if import_tool and not bulk:
+        raise fail("--import-tool is a way of --bulk loading: add --bulk")
+    if bulk:
+        _bulk(path, presets[mapping], split_file or Workspace.default().split_file(path, limit), limit, strict,
+              caption_split, import_tool, uri, user, data_dir)
+        return
     _run(load_catalog, uri, user, data_dir, path=path, mapping=presets[mapping],
          split_file=split_file or Workspace.default().split_file(path, limit), limit=limit, strict=strict,
          caption_split=caption_split, batch_size=batch_size, update=update, replace=replace,
          max_retired_share=1.0 if force else 0.5, index=index)
+
+
+def _bulk(path: Path, mapping, split_file: Path, limit, strict: bool, caption_split: bool, import_tool: bool,
+          uri, user, data_dir) -> None:
+    from graphdb.bulk import DatabaseNotEmptyError
+    from graphdb.connection import local_settings, open_driver
+    from graphdb.loaders import load_catalog_bulk
+    from graphdb.settings import settings_from_env
+
+    kwargs = dict(path=path, mapping=mapping, split_file=split_file, limit=limit, strict=strict,
+                  caption_split=caption_split)
+    try:
+        with phases() as start_phase:
+            if import_tool:
+                if uri or settings_from_env() is not None:
+                    raise fail("--import-tool loads tailor's local server offline; with --uri / NEO4J_URI "
+                               "use --bulk alone (batched CREATE over Bolt)")
+                settings = local_settings(data_dir)  # started if it is not running
+                from graphdb.server.manager import LocalServer
+
+                bolt = int(settings.uri.rsplit(":", 1)[1])
+                status = LocalServer(settings.data_dir).status()
+                server = LocalServer(settings.data_dir, bolt_port=bolt, http_port=status.http_port or 0)
+                summary = load_catalog_bulk(None, server=server, start_phase=start_phase,
+                                            driver_for=lambda: open_driver(local_settings(data_dir)), **kwargs)
+            else:
+                with connect(uri, user, data_dir) as driver:
+                    summary = load_catalog_bulk(driver, start_phase=start_phase, **kwargs)
+    except DatabaseNotEmptyError as exc:
+        raise fail(str(exc)) from exc
+    except (ReaderError, ValueError, RuntimeError) as exc:
+        raise fail(f"{exc}\nthe bulk load stopped; empty the database and run it again, or load without --bulk "
+                   "(idempotent, resumable)") from exc
+    b = summary.bulk
+    console.print(f"bulk load ({b.method}): {b.nodes:,} nodes and {b.relationships:,} relationships in "
+                  f"{b.seconds:.1f} s ({b.relationships_per_second:,.0f} relationships/s; "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in b.phases.items()) + ")")
+    if summary.missing_images:
+        console.print(f"[yellow]{len(summary.missing_images):,} image files missing[/] "
+                      f"(first: {summary.missing_images[:3]}); use --strict to make this an error")
+    if summary.query_counts.get("by_split"):
+        print_counts("composed queries by split", summary.query_counts["by_split"], "split")
+    with connect(uri, user, data_dir) as driver:
+        graph = graph_summary(driver)
+    print_counts("graph: nodes", graph.nodes, "label")
+    print_counts("graph: relationships", graph.relationships, "type")
 
 
 @app.command()

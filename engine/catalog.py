@@ -130,7 +130,7 @@ def lacking_features(published: PublishedEngine, export: GraphExport) -> list[st
     return [r.id for r in export.images if r.id not in features]
 
 
-def _content_key(path: str) -> str | None:
+def content_key(path: str) -> str | None:
     from gnn.features.cache import file_key
 
     if not path:
@@ -165,7 +165,7 @@ def update_image_features(published: PublishedEngine, export: GraphExport, ws: W
         if stored is None:
             todo.append(r)
         elif check_all or r.id in recheck_ids:
-            if _content_key(r.image_path) != stored or not stored:
+            if content_key(r.image_path) != stored or not stored:
                 todo.append(r)
                 stale.append(r.id)
     computed: dict[str, tuple[np.ndarray, str]] = {}

@@ -1,15 +1,23 @@
 """The published engine kept in line with the database after interactions, without retraining.
 
-The base graph that image and attribute embeddings depend on is kept with the engine (``base.pkl`` in its
-generation) with the server time it was read at; a sync re-reads only the images and captions whose
-``updated_at`` moved since then (:func:`graphdb.interactions.changed_nodes`,
-:func:`graphdb.export.update_base`), so an interaction costs a few small indexed reads, one R-GCN pass over
-the base graph and the changed FAISS rows. The ranking changes in memory first; the new generation is
-written in the background.
+The base graph that image and attribute embeddings depend on is kept with the engine (in its generation)
+with the server time it was read at; a sync re-reads only the images and captions whose ``updated_at``
+moved since then (:func:`graphdb.interactions.changed_nodes`) and, with ``retrieval.refresh = "local"``
+(the default), reads the base edges of just those (:func:`graphdb.export.read_base_delta`) and recomputes
+only the embeddings within the model's reach of them (:mod:`gnn.retrieval.local`), so an interaction costs
+a few small indexed reads, a few small matrix products and the changed FAISS rows at any catalog size. With
+``"full"`` the base graph is kept as an export, brought up to date (:func:`graphdb.export.update_base`) and
+run through the R-GCN whole. The first sync, ``sync --full``, catalog changes (products added or retired,
+a new image path, an image without features whose file may be fixed) and changes a local refresh cannot
+follow (an attribute gone, a weighted edge) take the full path: the base graph read and the R-GCN run over
+it, new images featurised (:mod:`engine.catalog`). The ranking changes in memory first; the new
+generation is written in the background.
 
-Copy on write: a sync computes a new searcher (bundle and index) off to the side and swaps it in with one
-assignment (:func:`gnn.retrieval.refresh.refresh`), so searches never wait for a sync and never see a
-half-updated index. Syncs themselves run one at a time (the caller serialises them).
+Copy on write, mostly: the full path computes a new searcher (bundle and index) off to the side and swaps
+it in with one assignment (:func:`gnn.retrieval.refresh.refresh`), so searches never wait for it and never
+see a half-updated index. The local path changes a few rows in place, with searches held off for those
+milliseconds (:func:`gnn.retrieval.refresh.refresh_local`). Syncs themselves run one at a time (the caller
+serialises them).
 
 Repair: with ``repair=True`` an engine whose bundle, index or base graph fail their checksums is loaded
 from its model and image features alone, and the (full) sync computes the rest again from the database.
@@ -92,6 +100,13 @@ class LiveEngine:
         """The graph config the model was trained with (which edges carry messages)."""
         return self.published.config.graph
 
+    @property
+    def retrieval(self):
+        """How the engine searches and refreshes (as published; no retraining to change it)."""
+        from gnn.config import ExperimentConfig
+
+        return ExperimentConfig.from_dict(self.published.manifest.config).retrieval
+
     def close(self) -> None:
         """Wait for the last write and stop the writer thread."""
         self.flush()
@@ -115,7 +130,8 @@ class LiveEngine:
         Hand-written Cypher that does not set ``updated_at`` is seen only by a full sync.
         """
         from engine.catalog import catalog_changes, indexable, update_image_features
-        from graphdb.export import export_base, server_time, update_base
+        from gnn.retrieval.refresh import refresh_local
+        from graphdb.export import export_base, read_base_delta, server_time, update_base
         from graphdb.interactions import changed_nodes
 
         self.flush()  # the previous sync's write must finish before the index changes again
@@ -127,14 +143,28 @@ class LiveEngine:
             changed = changed_nodes(driver, base.marker)
             until = changed["until"]
             if (not any(changed[label] for label in ("Image", "Caption", "Attribute"))
-                    and changed["image_count"] == len(base.export.images)
-                    and not self._features_found(base.export)):
+                    and changed["image_count"] == self._known_images(base)
+                    and (base.export is None or not self._features_found(base.export))
+                    and (base.export is not None or not self._catalog_changed(driver, changed))):
                 base.marker = self._earlier(until)
                 seconds["read changes"] = time.perf_counter() - tick
                 return SyncReport("unchanged", seconds=seconds)
-            export = update_base(driver, base.export, changed["Image"], changed["Caption"])
-            recheck = changed["Image"]
-            mode = "incremental"
+            if base.local is not None and not self._catalog_changed(driver, changed):
+                # only what is within the model's reach of the change
+                delta = read_base_delta(driver, changed["Image"], changed["Caption"], base.local.caption_nodes)
+                seconds["read changes"] = time.perf_counter() - tick
+                local = refresh_local(self.engine, base.local, delta)
+                if local is not None:
+                    seconds["embeddings + index"] = local.seconds
+                    base.marker = self._earlier(until)
+                    self.published.changed_images.update(local.changed_images)
+                    self._last = SyncReport("incremental", len(local.changed_images), local.new_attributes, seconds)
+                    self._pending = self._saver.submit(self._save)
+                    return self._last
+            elif base.export is not None:
+                export = update_base(driver, base.export, changed["Image"], changed["Caption"])
+                recheck = changed["Image"]
+                mode = "incremental"
         if export is None:
             mode = "full"
             until = server_time(driver)
@@ -146,7 +176,11 @@ class LiveEngine:
         repaired = self.repairing
         before = set() if repaired else set(self.engine.bundle.image_ids)
         report = self._refresh(indexable(export, None, set(features.missing))[0], seconds, mode == "full")
-        self.published.base = BaseGraph(export, self._earlier(until))
+        if report.local is not None:  # later syncs start from it, not from the export
+            self.published.base = BaseGraph(None, self._earlier(until), report.local)
+        else:
+            self.published.base = BaseGraph(export, self._earlier(until))
+        self.published.rewrite = True
         self.published.manifest.unindexed = dict(features.missing)
         catalog = catalog_changes(before, report, features)
         self._last = SyncReport(mode, len(report.changed_images), report.new_attributes, seconds,
@@ -156,6 +190,28 @@ class LiveEngine:
         written = report.changed_images if catalog.changed or repaired else []
         self._pending = self._saver.submit(self._save, driver, written, sorted(features.missing))
         return self._last
+
+    def _known_images(self, base: BaseGraph) -> int:
+        """Images of the graph the base knows: its export's, or (local) the indexed and the unindexed."""
+        if base.export is not None:
+            return len(base.export.images)
+        return len(self.engine.bundle.image_ids) + len(self.published.manifest.unindexed)
+
+    def _catalog_changed(self, driver: Driver, changed: dict) -> bool:
+        """Whether a local-mode sync must take the catalog's (full) path: products added or retired, a
+        changed image's path moved, or an image without features whose file may have been put right."""
+        from engine.catalog import content_key
+        from graphdb.export import image_paths
+
+        if changed["image_count"] != self._known_images(self.published.base):
+            return True
+        bundle = self.engine.bundle
+        unindexed = list(self.published.manifest.unindexed)
+        paths = image_paths(driver, [i for i in changed["Image"] if i in bundle.image_row] + unindexed)
+        if any(paths.get(i, "") != bundle.image_paths[bundle.image_row[i]]
+               for i in changed["Image"] if i in bundle.image_row):
+            return True
+        return any(content_key(paths[i]) is not None for i in unindexed if i in paths)
 
     def _features_found(self, export) -> bool:
         """Whether images that had no features have some now (a file put right): then a sync is due."""
@@ -186,9 +242,11 @@ class LiveEngine:
         if self.repairing:
             report = rebuild(self.published.model_for_rebuild, self.published.version, export, features,
                              self.config, texts, looks=self.published.image_features,
-                             second_stage=self.published.second_stage_for_rebuild)
+                             second_stage=self.published.second_stage_for_rebuild, spec=self.retrieval)
         else:  # a full sync rebuilds the whole index too: it repairs rows whatever drifted
-            report = refresh(self.engine, export, features, self.config, rebuild_index=full)
+            retrieval = self.retrieval
+            report = refresh(self.engine, export, features, self.config, rebuild_index=full,
+                             local=retrieval if retrieval.refresh == "local" else None)
         seconds["embeddings + index"] = report.seconds
         report.engine.looks = self.published.image_features  # a new engine: new products' looks included
         self.published.searcher = report.engine  # the swap: searches from now on see the new state

@@ -173,10 +173,16 @@ def second_stage(run: Any, export: GraphExport, config: RankerConfig, graph: Gra
 
 def publish(run: Any, prepared: PreparedGraph, ws: Workspace, driver: Driver | None = None,
             log: Log = _quiet, start_phase: StartPhase | None = None,
-            ranker: RankerConfig | None = None) -> PublishedEngine:
+            ranker: RankerConfig | None = None, retrieval: Any = None) -> PublishedEngine:
     """Make a fitted graph model the one search, query and the interactions use: a new engine generation
     (bundle, FAISS index, image features, the model, the second stage and its facts), and its embeddings
-    written to Neo4j. ``ranker``: the second stage's config (default: the one saved with the model)."""
+    written to Neo4j. ``ranker``: the second stage's config (default: the one saved with the model).
+    ``retrieval`` (a :class:`gnn.config.RetrievalConfig`): how it searches and refreshes, else what the
+    model was trained with (the defaults)."""
+    import dataclasses
+
+    import torch
+
     from engine.catalog import indexable, zero_rows
     from gnn.checkpoint import load_checkpoint
     from gnn.data.graph import build_graph_tensors
@@ -196,10 +202,14 @@ def publish(run: Any, prepared: PreparedGraph, ws: Workspace, driver: Driver | N
         graph, image_matrix = build_graph_tensors(export, arrays, checkpoint.config.graph), arrays["Image"]
         log(f"{len(failed):,} images without features left out of the index (first: {sorted(failed)[:5]}); "
             "fix their files, then run `tailor sync`")
-    bundle = build_bundle(run.model, graph, version, [r.image_path for r in export.images])
-    index = build_index(bundle)
+    retrieval = retrieval or checkpoint.config.retrieval
+    bundle = build_bundle(run.model, graph, version, [r.image_path for r in export.images],
+                          dtype=getattr(torch, retrieval.layer_dtype))
+    index = build_index(bundle, retrieval)
+    config = checkpoint.config.to_dict()
+    config["retrieval"] = dataclasses.asdict(retrieval)
     manifest = Manifest(generation=0, version=checkpoint.version, model_kind=run.name,
-                        config=checkpoint.config.to_dict(), data=run.meta.get("data", {}), counts={},
+                        config=config, data=run.meta.get("data", {}), counts={},
                         encoders=prepared.features.encoders, unindexed=unindexed)
     keys = prepared.features.image_keys
     image_features = ImageFeatures([r.id for r in export.images], image_matrix,

@@ -11,18 +11,25 @@ Layout under ``$TAILOR_HOME/engine/``::
       bundle.pt             per-layer embeddings of images and attributes (new queries are encoded from them)
       images.faiss          the FAISS index of image embeddings, with images.ids.json
       image_features.npz    the image features the embeddings were computed from
+      bundle.delta.pt       (optional) the bundle rows changed since bundle.pt and images.faiss were written
+      local.topology.pt     (optional) the base graph's edges at the last full sync, for local refreshes
+      local.state.pt        (optional) what changed since, node tables, liked captions' layers, hub sums
+      base.pkl              (optional, with retrieval.refresh "full") the base graph as last read from Neo4j
       ranker.json           (optional) the second stage's ranker: weights over named facts, its config
       facts.npz             (with it) the facts it reads: image -> attribute (strength, source), kinds,
-                            likes; read from the base graph at publish time and again by every sync
-      base.pkl              (optional) the base graph as last read from Neo4j, for incremental syncs
+                            likes; read from the base graph at publish time and kept current by every sync
 
-A save writes a whole new generation folder (unchanged files are hard links to the previous one), then
-switches ``CURRENT``; a crash at any point leaves the previous generation live and the half-written
-folder is removed by the next save. A load checks every file against the manifest, so a corrupt or
-mismatched file is refused with its name and the fix, instead of answering with garbage. The fix for a
-bad bundle, index or base graph is `tailor sync --full`: when the model and the image features still
-verify (:data:`SOURCE_FILES`), :meth:`PublishedEngine.load_sources` loads just those and the full sync
-computes the rest again from the database (:mod:`engine.live`).
+A save writes a whole new generation folder (unchanged files are hard links to the previous one, with the
+checksums their manifest recorded), then switches ``CURRENT``; a crash at any point leaves the previous
+generation live and the half-written folder is removed by the next save. After an interaction only what it
+changed is written: the changed bundle rows (bundle.delta.pt, cumulative, until they pass a share of the
+catalog and the bundle and index are written whole again) and the local refresh's small state; the
+bundle, the index and the edges of the last full sync are linked, so a like's save does not grow with the
+catalog. A load checks every file against the manifest, so a corrupt or
+mismatched file is refused with its name and the fix, instead of answering with garbage.
+The fix for a bad bundle, index or base graph is `tailor sync --full`: when the model and the image
+features still verify (:data:`SOURCE_FILES`), :meth:`PublishedEngine.load_sources` loads just those and
+the full sync computes the rest again from the database (:mod:`engine.live`).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ArtifactError, NotPublishedError
+from gnn.features.rows import FeatureRows
 from readers.files import atomic_write, atomic_write_json, fsync_dir
 from readers.graph_records import CaptionRow, GraphExport, ImageRow, TypedEdge
 
@@ -82,6 +90,8 @@ class Manifest:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {bytes, sha256}
     # products in the graph left out of the index for want of image features: id -> why
     unindexed: dict[str, str] = field(default_factory=dict)
+    # Which whole files a generation's delta files apply to (their ids), see PublishedEngine.save.
+    parts: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     format: str = FORMAT
 
@@ -102,10 +112,13 @@ class Manifest:
 @dataclass
 class BaseGraph:
     """The base graph (what image and attribute embeddings depend on) and the server time it was read at,
-    minus a safety margin: the next incremental sync re-reads what changed since ``marker``."""
+    minus a safety margin: the next incremental sync re-reads what changed since ``marker``. Kept either as
+    the export itself (``retrieval.refresh = "full"``) or as the local refresh's state (``"local"``:
+    :class:`gnn.retrieval.local.LocalState`, message edges and per-layer embeddings, no Python records)."""
 
-    export: GraphExport
+    export: GraphExport | None
     marker: datetime
+    local: Any = None
 
 
 _ROW_KINDS = (ImageRow, CaptionRow, TypedEdge)
@@ -138,7 +151,7 @@ class ImageFeatures:
     featurised again. A key of ``""`` is unknown (an engine published before keys were kept)."""
 
     ids: list[str]
-    matrix: np.ndarray  # [n, dim] float32
+    matrix: Any  # [n, dim] float32 ndarray, or gnn.features.rows.FeatureRows
     keys: list[str] = field(default_factory=list)
     row: dict[str, int] = field(default_factory=dict)
 
@@ -156,7 +169,9 @@ class ImageFeatures:
 
     def get(self, image_id: str) -> np.ndarray | None:
         r = self.row.get(image_id)
-        return None if r is None else self.matrix[r]
+        if r is None:
+            return None
+        return self.matrix[r].numpy() if isinstance(self.matrix, FeatureRows) else self.matrix[r]
 
     def key(self, image_id: str) -> str | None:
         """The content key ``image_id``'s features were computed from (None: no features)."""
@@ -172,6 +187,19 @@ class ImageFeatures:
     def with_rows(self, ids: list[str], vectors: np.ndarray, keys: list[str] | None = None) -> ImageFeatures:
         """A copy with ``ids`` added or replaced (``keys``: their content keys)."""
         keys = keys if keys is not None else [""] * len(ids)
+        if isinstance(self.matrix, FeatureRows):
+            rows, extra_ids, at = [], [], len(self.ids)
+            all_keys = list(self.keys)
+            for image_id, key in zip(ids, keys, strict=True):
+                r = self.row.get(image_id)
+                if r is None:
+                    r, at = at, at + 1
+                    extra_ids.append(image_id)
+                    all_keys.append(key)
+                else:
+                    all_keys[r] = key
+                rows.append(r)
+            return ImageFeatures(self.ids + extra_ids, self.matrix.with_rows(rows, vectors), all_keys)
         matrix = self.matrix.copy()
         all_keys = list(self.keys)
         extra_ids, extra, extra_keys = [], [], []
@@ -192,9 +220,14 @@ class ImageFeatures:
         """A copy without the rows of ``ids`` (retired products)."""
         drop = set(ids)
         keep = [r for r, i in enumerate(self.ids) if i not in drop]
-        return ImageFeatures([self.ids[r] for r in keep], self.matrix[keep], [self.keys[r] for r in keep])
+        matrix = self.matrix.subset(keep) if isinstance(self.matrix, FeatureRows) else self.matrix[keep]
+        return ImageFeatures([self.ids[r] for r in keep], matrix, [self.keys[r] for r in keep])
 
     def save(self, path: Path) -> None:
+        if isinstance(self.matrix, FeatureRows):  # rows of a small table (generated catalogs, shared features)
+            atomic_write(path, lambda fh: np.savez(fh, ids=np.array(self.ids), keys=np.array(self.keys),
+                                                   **self.matrix.arrays()))
+            return
         atomic_write(path, lambda fh: np.savez(fh, ids=np.array(self.ids), features=self.matrix,
                                                keys=np.array(self.keys)))
 
@@ -202,6 +235,8 @@ class ImageFeatures:
     def load(cls, path: Path) -> ImageFeatures:
         blob = np.load(path, allow_pickle=False)
         keys = blob["keys"].tolist() if "keys" in blob.files else []
+        if "table" in blob:
+            return cls(blob["ids"].tolist(), FeatureRows.from_arrays(blob), keys)
         return cls(blob["ids"].tolist(), np.ascontiguousarray(blob["features"], dtype=np.float32), keys)
 
 
@@ -275,10 +310,13 @@ class EngineStore:
                 out.append((int(p.name[4:]), p))
         return sorted(out)
 
-    def commit(self, write: Any, manifest: Manifest, reuse: dict[str, Path] | None = None) -> Path:
+    def commit(self, write: Any, manifest: Manifest, reuse: dict[str, Path] | None = None,
+               known: dict[str, dict[str, Any]] | None = None) -> Path:
         """Write a new generation: ``write(folder)`` writes the changed files, ``reuse`` names files taken
-        over unchanged (hard-linked) from elsewhere; then the manifest with every file's checksum; then
-        the pointer. Returns the new folder. Call inside :meth:`writing`."""
+        over unchanged (hard-linked) from elsewhere; then the manifest with every file's checksum (``known``:
+        the checksums of reused files, from the manifest that verified them, so a gigabyte file linked into
+        the next generation is not hashed again); then the pointer. Returns the new folder. Call inside
+        :meth:`writing`."""
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(".gen-*"):  # folders of saves that crashed before their switch
             shutil.rmtree(stale, ignore_errors=True)
@@ -294,8 +332,16 @@ class EngineStore:
             write(tmp)
             manifest.generation = number
             manifest.created_at = datetime.now(UTC).isoformat(timespec="seconds")
-            manifest.files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-                              for p in sorted(tmp.iterdir()) if p.is_file()}
+            known = known or {}
+
+            def entry(p: Path) -> dict[str, Any]:
+                size = p.stat().st_size
+                was = known.get(p.name) if p.name in (reuse or {}) else None
+                if was is not None and was.get("bytes") == size and os.path.samefile(p, reuse[p.name]):
+                    return dict(was)
+                return {"bytes": size, "sha256": sha256_file(p)}
+
+            manifest.files = {p.name: entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
             atomic_write_json(tmp / "manifest.json", manifest.to_json())
             final = self.root / f"gen-{number:06d}"
             os.rename(tmp, final)
@@ -308,6 +354,30 @@ class EngineStore:
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
         return final
+
+
+LOCAL_TOPOLOGY, LOCAL_STATE = "local.topology.pt", "local.state.pt"
+BUNDLE_DELTA = "bundle.delta.pt"
+# A generation rewrites the bundle and the index whole once the rows changed since the last whole write pass
+# this share of the images (at least COMPACT_MIN rows, at most COMPACT_ROWS); until then it writes only
+# those rows (BUNDLE_DELTA).
+COMPACT_SHARE, COMPACT_MIN, COMPACT_ROWS = 0.05, 2_000, 200_000
+
+
+def read_local(folder: Path, version: str) -> BaseGraph | None:
+    """The local refresh's state saved with a generation (None when there is none, or of another model)."""
+    import torch
+
+    from gnn.retrieval.local import LocalState
+
+    try:
+        state = torch.load(folder / LOCAL_STATE, map_location="cpu", weights_only=False)
+        topology = torch.load(folder / LOCAL_TOPOLOGY, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        return None
+    if state.get("version") != version:
+        return None
+    return BaseGraph(None, datetime.fromisoformat(state["marker"]), LocalState.from_blobs(topology, state["state"]))
 
 
 def read_base(folder: Path, version: str) -> BaseGraph | None:
@@ -354,6 +424,10 @@ class PublishedEngine:
         # Set by load_sources only (no searcher yet): the query text features and the model to rebuild with.
         self.text_features: Any = None
         self.model_for_rebuild: Any = None
+        # Images whose bundle rows (and index vectors) changed since bundle.pt and images.faiss were last
+        # written whole; ``rewrite`` asks the next save to write those files whole (after a full refresh).
+        self.changed_images: set[str] = set()
+        self.rewrite = False
 
     @property
     def version(self) -> str:
@@ -412,8 +486,17 @@ class PublishedEngine:
         if len(index) != len(bundle.image_ids):
             raise ArtifactError(f"{folder / 'images.faiss'} holds {len(index)} images, the bundle "
                                 f"{len(bundle.image_ids)}; {REPAIR}")
+        changed: list[str] = []
+        if (folder / BUNDLE_DELTA).exists():
+            changed = _apply_bundle_delta(folder, manifest, bundle, index)
         searcher = QueryEngine(_model(checkpoint), bundle, index, text_features, second_stage, looks=features)
-        return cls(manifest, checkpoint, searcher, features, read_base(folder, manifest.version), folder)
+        try:
+            base = read_local(folder, manifest.version) or read_base(folder, manifest.version)
+        except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
+            raise ArtifactError(f"{folder}: {exc}; {REPAIR}") from exc
+        engine = cls(manifest, checkpoint, searcher, features, base, folder)
+        engine.changed_images = set(changed)
+        return engine
 
     @classmethod
     def load_sources(cls, store: EngineStore, text_features: Any) -> PublishedEngine:
@@ -458,17 +541,45 @@ class PublishedEngine:
         """This state as a new generation, made live. The model and the image features are hard links to
         the last generation's unless they changed (``model_file``: the checkpoint to publish)."""
         previous = self.folder
+        known = dict(self.manifest.files)  # the checksums of the generation the reused files come from
+        parts = dict(self.manifest.parts)
+        images = len(self.bundle.image_ids)
+        whole = (previous is None or self.rewrite or "bundle" not in parts
+                 or not (previous / "bundle.pt").exists()
+                 or len(self.changed_images) > max(COMPACT_MIN, min(COMPACT_ROWS, COMPACT_SHARE * images)))
+        local = self.base.local if self.base is not None else None
+        same_topology = (local is not None and previous is not None and parts.get("topology") == local.topology_id
+                         and (previous / LOCAL_TOPOLOGY).exists())
+        if whole:
+            parts["bundle"] = uuid.uuid4().hex
+        if local is not None:
+            parts["topology"] = local.topology_id
 
         def write(folder: Path) -> None:
+            from gnn.checkpoint import atomic_save
+
             if model_file is not None or previous is None:
                 if model_file is None:
                     raise ArtifactError("a first publish needs the checkpoint file")
                 shutil.copyfile(model_file, folder / "model.pt")
             if self.features_changed or previous is None:
                 self.image_features.save(folder / "image_features.npz")
-            self.bundle.save(folder / "bundle.pt")
-            self.index.save(folder / "images.faiss")
-            if self.base is not None:
+            if whole:
+                self.bundle.save(folder / "bundle.pt")
+                self.index.save(folder / "images.faiss")
+            elif self.changed_images:  # only the rows changed since bundle.pt was written whole
+                b = self.bundle
+                rows = sorted(b.image_row[i] for i in self.changed_images)
+                atomic_save({"bundle": parts["bundle"], "image_ids": [b.image_ids[r] for r in rows],
+                             "image_layers": b.image_layers[:, rows].clone(),
+                             "attribute_names": list(b.attribute_names),
+                             "attribute_layers": b.attribute_layers.clone()}, folder / BUNDLE_DELTA)
+            if local is not None:
+                if not same_topology:
+                    atomic_save(local.topology_blob(), folder / LOCAL_TOPOLOGY)
+                atomic_save({"version": self.version, "marker": self.base.marker.isoformat(),
+                             "state": local.state_blob()}, folder / LOCAL_STATE)
+            elif self.base is not None:
                 write_base(folder / BASE_FILE, self.base, self.version)
             stage = self.searcher.second_stage
             if stage is not None:
@@ -481,12 +592,44 @@ class PublishedEngine:
                 reuse["model.pt"] = previous / "model.pt"
             if not self.features_changed:
                 reuse["image_features.npz"] = previous / "image_features.npz"
+            if not whole:
+                for name in ("bundle.pt", "images.faiss", "images.ids.json"):
+                    reuse[name] = previous / name
+            if same_topology:
+                reuse[LOCAL_TOPOLOGY] = previous / LOCAL_TOPOLOGY
         self.manifest.counts = {"images": len(self.bundle.image_ids),
                                 "attributes": len(self.bundle.attribute_names),
                                 "image_features": len(self.image_features)}
         if self.searcher.second_stage is not None:
             self.manifest.counts["facts"] = len(self.searcher.second_stage.facts)
+        self.manifest.parts = parts
         with store.writing():
-            self.folder = store.commit(write, self.manifest, reuse)
+            self.folder = store.commit(write, self.manifest, reuse, known)
         self.features_changed = False
+        if whole:
+            self.changed_images, self.rewrite = set(), False
         return self.folder
+
+
+def _apply_bundle_delta(folder: Path, manifest: Manifest, bundle: Any, index: Any) -> list[str]:
+    """Bundle rows (and their index vectors) changed since bundle.pt was written whole; returns their ids."""
+    import torch
+
+    try:
+        delta = torch.load(folder / BUNDLE_DELTA, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise ArtifactError(f"{folder / BUNDLE_DELTA}: {exc}; {REPAIR}") from exc
+    if delta.get("bundle") != manifest.parts.get("bundle"):
+        raise ArtifactError(f"{folder / BUNDLE_DELTA} belongs to another bundle.pt; {REPAIR}")
+    ids = delta["image_ids"]
+    missing = [i for i in ids if i not in bundle.image_row]
+    if missing:
+        raise ArtifactError(f"{folder / BUNDLE_DELTA} names images the bundle lacks ({missing[:3]}); {REPAIR}")
+    rows = [bundle.image_row[i] for i in ids]
+    if rows:
+        bundle.image_layers[:, rows] = delta["image_layers"].to(bundle.image_layers.dtype)
+        index.add(ids, bundle.image_layers[-1, rows].float().numpy())
+    bundle.attribute_names = list(delta["attribute_names"])
+    bundle.attribute_row = {a: r for r, a in enumerate(bundle.attribute_names)}
+    bundle.attribute_layers = delta["attribute_layers"]
+    return list(ids)

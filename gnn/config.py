@@ -11,7 +11,7 @@ from readers.graph_records import INTERACTION_TYPES, NODE_KINDS
 
 __all__ = [
     "NODE_KINDS", "AttributeConfig", "EvalConfig", "ExperimentConfig", "FeatureConfig", "GraphConfig", "ModelConfig",
-    "PhrasingConfig", "RankerConfig", "SimulationConfig", "TrainConfig",
+    "PhrasingConfig", "RankerConfig", "RetrievalConfig", "SimulationConfig", "TrainConfig",
 ]
 
 
@@ -99,6 +99,11 @@ class TrainConfig:
     patience: int = 8  # epochs without a better validation R@10 before stopping
     seed: int = 0
     max_val_queries: int = 2000
+    # "full": every step runs the R-GCN over the whole graph (the batch's captions only). "neighbour": every
+    # step runs it over a sampled neighbourhood of the batch (gnn.training.sampled): at most fanouts[h]
+    # messages of each relation into each node at hop h, so a step costs the same at any catalog size.
+    sampler: str = "full"
+    fanouts: tuple[int, ...] = (10, 10, 10)  # one per R-GCN layer, the batch's own nodes first
 
 
 @dataclass
@@ -125,6 +130,9 @@ class SimulationConfig:
     like_share: float = 0.06  # at most this share of the training queries (2,000 is 6% of myntra-small's)
     liked_per_batch: int = 256
     liked_per_example: int = 10  # liked images: those nearest the target by image features
+    # ... among this many training images drawn with the seed (None: all of them; at a million products
+    # the nearest-neighbour search over all of them costs more than the training it serves)
+    like_pool: int | None = None
     seed: int = 0
 
 
@@ -183,6 +191,27 @@ class EvalConfig:
 
 
 @dataclass
+class RetrievalConfig:
+    """How the published engine searches and follows interactions; changing it needs no retraining
+    (left out of :meth:`ExperimentConfig.training_key`)."""
+
+    # The FAISS index (gnn.retrieval.index): flat (exact) | ivf | hnsw, and each kind's settings.
+    index: str = "flat"
+    ivf_lists: int | None = None  # None: about 4 * sqrt(images)
+    ivf_probe: int = 32  # lists searched per query
+    hnsw_m: int = 32  # links per node
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 96  # candidates kept while searching
+    shards: int = 1  # >1: the index split across that many FAISS shards (faiss.IndexShards)
+    # After an interaction: "local" recomputes what is within the model's reach of it (gnn.retrieval.local),
+    # "full" the whole base graph.
+    refresh: str = "local"
+    hub_degree: int = 256  # attributes with more incoming messages keep sums instead of being re-read
+    hub_tolerance: float = 1e-3  # a hub's held change (max |coordinate|) passed on to its readers above this
+    layer_dtype: str = "float32"  # per-layer embeddings kept in the bundle: float32 | float16 (half the memory)
+
+
+@dataclass
 class ExperimentConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
@@ -192,6 +221,7 @@ class ExperimentConfig:
     phrasing: PhrasingConfig = field(default_factory=PhrasingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -248,12 +278,20 @@ class ExperimentConfig:
             phrasing=build(PhrasingConfig, data.get("phrasing", {"enabled": False})),
             eval=build(EvalConfig, data.get("eval", {})),
             ranker=build(RankerConfig, data.get("ranker", {})),
+            retrieval=build(RetrievalConfig, data.get("retrieval", {})),
         )
 
     def training_key(self) -> dict[str, Any]:
-        """The part of the config that decides a trained model (what a checkpoint is reused by); the second
-        stage is trained after it, on its own key."""
+        """The part of the config that decides a trained model (what a checkpoint is reused by): the second
+        stage is trained after it, on its own key; retrieval settings need no retraining. Options at their
+        defaults that older checkpoints predate are left out, so those checkpoints stay valid."""
         key = self.to_dict()
         key.pop("eval")
         key.pop("ranker")
+        key.pop("retrieval")
+        if key["train"]["sampler"] == "full":
+            key["train"].pop("sampler")
+            key["train"].pop("fanouts")
+        if key["simulation"]["like_pool"] is None:
+            key["simulation"].pop("like_pool")
         return key

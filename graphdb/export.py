@@ -1,5 +1,10 @@
 """Streaming reads of the graph into plain records (readers.graph_records); no tensors here.
 
+Every read here runs in read transactions (``READ_ACCESS`` sessions, ``RoutingControl.READ``), so that with
+a ``neo4j://`` URI to a cluster the driver sends them to read replicas and the writes to the leader; they
+share the driver's bookmark manager with the writes (:mod:`graphdb.interactions`), so a read after a write
+waits for a replica that has it (causal consistency).
+
 The model side (``gnn.data.graph``) turns a :class:`GraphExport` into tensors. Node order is sorted by id
 within each node kind, so the id map is stable across exports of the same graph.
 """
@@ -8,15 +13,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from sys import intern
+from typing import Any
 
-from neo4j import Driver
+from neo4j import READ_ACCESS, Driver, RoutingControl
 
 from graphdb.predicted import PREDICTED
 from readers.graph_records import (
     INTERACTION_TYPES,
     LIKED_WITH,
     MODIFIES,
+    BaseDelta,
     CaptionRow,
+    GraphColumns,
     GraphExport,
     ImageRow,
     TypedEdge,
@@ -105,7 +114,8 @@ def export_graph(
     ``MENTIONS:<role>``, ``TARGETS`` (supervision) and the interaction types."""
     start = time.perf_counter()
     out = GraphExport()
-    with driver.session(database=database, fetch_size=20000) as session:
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         _read_product_side(session, out, min_confidence)
         for r in session.run(_CAPTIONS):
             out.captions.append(
@@ -119,6 +129,94 @@ def export_graph(
             out.edges.append(TypedEdge(f"MENTIONS:{r['role']}", "Caption", r["src"], "Attribute", r["dst"]))
         if progress:
             progress("edges", len(out.edges))
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+# --- as columns: a million products ----------------------------------------------------------------
+
+_IMAGE_COLUMNS = """
+MATCH (i:Image)
+RETURN i.id AS id, coalesce(i.image_path, '') AS path, coalesce(i.title, '') AS title,
+       coalesce(i.split, '') AS split, coalesce(i.group, '') AS grp,
+       [(i)-[r:HAS_ATTRIBUTE]->(a:Attribute) WHERE r.confidence IS NULL OR r.confidence >= $min_confidence
+        | [a.name, coalesce(r.source, 'catalog')]] AS attrs
+ORDER BY id
+"""
+_CAPTION_COLUMNS = """
+MATCH (c:Caption)
+WHERE NOT $liked_only OR EXISTS { (:Image)-[:LIKED_FOR]->(c) }
+RETURN c.id AS id, c.text AS text, coalesce(c.split, '') AS split, coalesce(c.group, '') AS grp,
+       [(c)-[:MODIFIES]->(x:Image) | x.id] AS candidates, [(c)-[:TARGETS]->(t:Image) | t.id] AS targets,
+       [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]] AS mentions
+ORDER BY id
+"""
+
+
+def export_graph_columns(driver: Driver, base_only: bool = False, min_confidence: float = 0.0,
+                         database: str | None = None, progress: Callable[[str, int], None] | None = None
+                         ) -> GraphColumns:
+    """:func:`export_graph` (or, with ``base_only``, :func:`export_base`) read into columns: one record per
+    node (its edges as a list), ids mapped to row numbers as they stream in. A million products read this
+    way take a few hundred megabytes; as records they would take several gigabytes."""
+    start = time.perf_counter()
+    out = GraphColumns()
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
+        for r in session.run(_ATTRIBUTES):
+            out.attributes[r["name"]] = r["kind"]
+        attribute_row = {a: n for n, a in enumerate(out.attributes)}
+        by_source: dict[str, Any] = {}
+        for n, r in enumerate(session.run(_IMAGE_COLUMNS, min_confidence=min_confidence)):
+            out.image_ids.append(r["id"])
+            out.image_paths.append(intern(r["path"]))  # repeated values held once (splits, groups, shared photos)
+            out.image_titles.append(r["title"])
+            out.image_splits.append(intern(r["split"]))
+            out.image_groups.append(intern(r["grp"]))
+            for name, source in r["attrs"]:
+                column = by_source.get(source)
+                if column is None:
+                    column = by_source[source] = out.edge_column(f"HAS_ATTRIBUTE:{source}", "Image", "Attribute")
+                column.src.append(n)
+                column.dst.append(attribute_row[name])
+        if progress:
+            progress("images", len(out.image_ids))
+        image_row = {i: n for n, i in enumerate(out.image_ids)}
+        for n, r in enumerate(session.run(_CAPTION_COLUMNS, liked_only=base_only)):
+            out.caption_ids.append(r["id"])
+            out.caption_texts.append(intern(r["text"]))
+            out.caption_splits.append(intern(r["split"]))
+            out.caption_groups.append(intern(r["grp"]))
+            candidates = sorted(r["candidates"])
+            out.caption_candidate.append(image_row.get(candidates[0], -1) if candidates else -1)
+            targets = r["targets"]
+            out.caption_target.append(image_row.get(targets[0], -1) if targets and not base_only else -1)
+            for candidate in candidates:
+                if candidate in image_row:
+                    column = out.edge_column(MODIFIES, "Caption", "Image")
+                    column.src.append(n)
+                    column.dst.append(image_row[candidate])
+            for name, role in r["mentions"]:
+                column = out.edge_column(f"MENTIONS:{role}", "Caption", "Attribute")
+                column.src.append(n)
+                column.dst.append(attribute_row[name])
+        if progress:
+            progress("captions", len(out.caption_ids))
+        rows = {"Image": image_row, "Caption": {c: n for n, c in enumerate(out.caption_ids)},
+                "Attribute": attribute_row}
+        for r in session.run(_INTERACTIONS, types=_STORED_INTERACTIONS):
+            s, d = rows[r["src_kind"]].get(r["src"]), rows[r["dst_kind"]].get(r["dst"])
+            if s is None or d is None:
+                continue
+            column = out.edge_column(r["type"], r["src_kind"], r["dst_kind"])
+            column.src.append(s)
+            column.dst.append(d)
+        for e in liked_with_edges(_set_pairs(session.run(_LIKED_SETS))):
+            s, d = image_row.get(e.src), image_row.get(e.dst)
+            if s is not None and d is not None:
+                column = out.edge_column(LIKED_WITH, "Image", "Image")
+                column.src.append(s)
+                column.dst.append(d)
     out.seconds = time.perf_counter() - start
     return out
 
@@ -153,7 +251,8 @@ def export_base(driver: Driver, database: str | None = None) -> GraphExport:
     only listen are left out, which makes this a fraction of a full export (used after interactions)."""
     start = time.perf_counter()
     out = GraphExport()
-    with driver.session(database=database, fetch_size=20000) as session:
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         _read_product_side(session, out, min_confidence=0.0)
         _add_liked_captions(out, session.run(_LIKED_CAPTIONS))
     out.seconds = time.perf_counter() - start
@@ -213,7 +312,8 @@ _PRODUCT_SIDE = ("HAS_ATTRIBUTE:", *INTERACTION_TYPES)
 
 def server_time(driver: Driver, database: str | None = None):
     """The database server's clock (what ``updated_at`` and ``created_at`` are written with)."""
-    with driver.session(database=database) as session:
+    with driver.session(database=database, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         return session.run("RETURN datetime() AS now").single(strict=True)["now"].to_native()
 
 
@@ -236,7 +336,8 @@ def update_base(
     start = time.perf_counter()
     known = {r.id for r in base.images}
     images = sorted(set(images))
-    with driver.session(database=database, fetch_size=20000) as session:
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         count = session.run(_COUNT_IMAGES).single(strict=True)["n"]
         gone: set[str] = set()
         if count != len(known | set(images)):  # some went (or hand-written Cypher made some unmarked)
@@ -289,6 +390,53 @@ def update_base(
     return out
 
 
+def image_paths(driver: Driver, ids: list[str], database: str | None = None) -> dict[str, str]:
+    """The stored image path of each of ``ids`` that is in the graph (by index: a few rows)."""
+    if not ids:
+        return {}
+    records, _, _ = driver.execute_query(_DELTA_IMAGES, ids=sorted(set(ids)), database_=database,
+                                         routing_=RoutingControl.READ)
+    return {r["id"]: r["path"] for r in records}
+
+
+def read_base_delta(
+    driver: Driver,
+    images: list[str],
+    captions: list[str],
+    known_captions: list[str] | set[str] = (),
+    database: str | None = None,
+) -> BaseDelta:
+    """The base graph around changed ``images`` and ``captions`` as it is now, for a local refresh: their
+    base edges (an image's attributes and interactions; every base edge of a caption that is liked), the
+    liked ones among the captions, which of ``known_captions`` (the liked captions a refresh knows) are
+    still liked, the attribute list and the number of images. Every read is by index or from the count
+    store, so its cost follows what changed, not the catalog (the attribute list is a few hundred rows)."""
+    start = time.perf_counter()
+    asked = sorted(set(captions) | set(known_captions))
+    delta = BaseDelta(sorted(images), sorted(captions))
+    out = GraphExport()
+    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
+        delta.image_count = session.run(_COUNT_IMAGES).single(strict=True)["n"]
+        for r in session.run(_ATTRIBUTES):
+            delta.attributes[r["name"]] = r["kind"]
+        delta.still_liked = set(session.run(_STILL_LIKED, ids=asked).single(strict=True)["ids"])
+        if images:
+            for r in session.run(_DELTA_IMAGE_ATTRIBUTES, ids=delta.images):
+                out.edges.append(_attribute_edge(r))
+        for r in session.run(_DELTA_INTERACTIONS, images=delta.images, captions=delta.captions,
+                             types=_STORED_INTERACTIONS):
+            out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
+        if images:  # the pairs liked together that involve a changed image, derived from the liked sets
+            pairs = session.run(_DELTA_LIKED_WITH, images=delta.images)
+            out.edges.extend(liked_with_edges((r["a"], r["b"], r["who"]) for r in pairs))
+        if captions:
+            _add_liked_captions(out, session.run(_DELTA_CAPTIONS, ids=delta.captions))
+    delta.edges, delta.liked_captions = out.edges, out.captions
+    out.seconds = time.perf_counter() - start
+    return delta
+
+
 _COMPOSED_QUERIES = """
 MATCH (c:Caption {split: $split})-[:MODIFIES]->(cand:Image)
 OPTIONAL MATCH (c)-[:TARGETS]->(t:Image)
@@ -299,5 +447,6 @@ ORDER BY id
 
 def composed_queries(driver: Driver, split: str, database: str | None = None) -> list[CaptionRow]:
     """The composed queries of one split (id order), with candidate and target."""
-    records, _, _ = driver.execute_query(_COMPOSED_QUERIES, split=split, database_=database)
+    records, _, _ = driver.execute_query(_COMPOSED_QUERIES, split=split, database_=database,
+                                         routing_=RoutingControl.READ)
     return [CaptionRow(r["id"], r["text"], split, "", r["candidate"], r["target"]) for r in records]

@@ -45,7 +45,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from neo4j import Driver, ManagedTransaction, unit_of_work
+from neo4j import READ_ACCESS, Driver, ManagedTransaction, unit_of_work
 
 from graphdb.schema import CYPHER_DIR
 from readers.captions import CaptionRoles
@@ -118,12 +118,15 @@ def _name(value: str, what: str = "attribute name") -> str:
 
 
 def _write(driver: Driver, work, *args: Any, database: str | None = None) -> Any:
-    with driver.session(database=database) as session:
+    # The driver's bookmark manager: reads that follow (graphdb.export, on replicas) see this write.
+    with driver.session(database=database, bookmark_manager=driver.execute_query_bookmark_manager) as session:
         return session.execute_write(unit_of_work(timeout=TRANSACTION_TIMEOUT_S)(work), *args)
 
 
 def _read(driver: Driver, work, *args: Any, database: str | None = None) -> Any:
-    with driver.session(database=database) as session:
+    # A read transaction (on a cluster, a replica), after this process's writes (the bookmark manager).
+    with driver.session(database=database, default_access_mode=READ_ACCESS,
+                        bookmark_manager=driver.execute_query_bookmark_manager) as session:
         return session.execute_read(unit_of_work(timeout=TRANSACTION_TIMEOUT_S)(work), *args)
 
 
@@ -442,7 +445,7 @@ def changed_nodes(driver: Driver, since: datetime | str, database: str | None = 
     """Only the nodes of :func:`changes_since` (what an incremental sync re-reads): ``{"Image": [ids],
     "Caption": [ids], "Attribute": [names], "image_count": images in the graph (a retired product leaves
     no node to mark), "until": server time}``."""
-    with driver.session(database=database) as session:
+    with driver.session(database=database, bookmark_manager=driver.execute_query_bookmark_manager) as session:
         record = session.execute_read(
             lambda tx: tx.run(_CHANGED_NODES, since=_as_datetime(since)).single(strict=True))
     return {"Image": record["images"], "Caption": record["captions"], "Attribute": record["attributes"],

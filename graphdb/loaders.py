@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from neo4j import Driver
 
+from graphdb.bulk import BulkReport, bulk_create, bulk_import
 from graphdb.catalog import RetireReport, image_ids, retire_images
 from graphdb.ingest import IngestReport, ingest_images, ingest_queries
 from readers.captions import Vocabulary, caption_split_attributes
@@ -140,6 +142,55 @@ def load_catalog(
     )
     if retire:
         summary.retired = retire_images(driver, retire)
+    return summary
+
+
+@dataclass
+class BulkLoadSummary:
+    """A bulk first load: what :mod:`graphdb.bulk` wrote, and the composed queries' counts."""
+
+    bulk: BulkReport
+    query_counts: dict = field(default_factory=dict)
+    missing_images: list[str] = field(default_factory=list)
+    caption_split: IngestReport | None = None
+
+
+def load_catalog_bulk(
+    driver: Driver | None,
+    path: Path,
+    split_file: Path,
+    mapping: ColumnMapping = MYNTRA,
+    composed: ComposedConfig | None = None,
+    limit: int | None = None,
+    strict: bool = False,
+    caption_split: bool = False,
+    server: Any = None,
+    driver_for: Any = None,
+    start_phase: StartPhase = no_progress,
+) -> BulkLoadSummary:
+    """What :func:`load_catalog` loads, into an EMPTY database, through :mod:`graphdb.bulk`: batched CREATE
+    over ``driver``, or, given the local ``server`` (and ``driver_for()`` opening drivers to it), Neo4j's
+    offline importer. Caption-split attributes, if asked for, then go in through the incremental path."""
+    records = list(read_catalog(path, mapping, limit=limit))
+    missing = _check_missing(records, str(path), strict)
+    queries = load_or_build(split_file, records, composed)
+    records = list(queries.assign(records))
+    chunks = [(records, queries.queries)]
+    if server is not None:
+        report = bulk_import(server, driver_for, chunks, source=str(path), start_phase=start_phase)
+    else:
+        report = bulk_create(driver, chunks, source=str(path), start_phase=start_phase)
+    summary = BulkLoadSummary(report, queries.counts(), missing)
+    if caption_split:
+        own = driver is None
+        driver = driver_for() if own else driver
+        try:
+            summary.caption_split = ingest_images(
+                driver, with_caption_split(records), str(path), attribute_source="caption",
+                progress=start_phase("caption-split attributes", len(records)))
+        finally:
+            if own:
+                driver.close()
     return summary
 
 

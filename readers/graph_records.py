@@ -12,6 +12,7 @@ Relationship names are defined once, here:
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 # Node kinds, in the order they are stacked in the model's global node index.
@@ -123,4 +124,92 @@ class GraphExport:
             if e.relation.startswith("MENTIONS:"):
                 role = e.relation.split(":", 1)[1]
                 out.setdefault(e.src, {}).setdefault(role, set()).add(e.dst)
+        return out
+
+
+@dataclass
+class BaseDelta:
+    """The base graph around some changed nodes as it is now (read by ``graphdb.export.read_base_delta``):
+    what a local refresh needs, instead of the whole base graph."""
+
+    images: list[str]  # the changed images: their HAS_ATTRIBUTE and interaction edges are all in ``edges``
+    captions: list[str]  # the changed captions: every base edge of those still liked is in ``edges``
+    edges: list[TypedEdge] = field(default_factory=list)  # one per relationship
+    liked_captions: list[CaptionRow] = field(default_factory=list)  # changed captions that are liked
+    still_liked: set[str] = field(default_factory=set)  # of the captions asked about, those still liked
+    attributes: dict[str, str] = field(default_factory=dict)  # every attribute: name -> kind
+    image_count: int = 0
+
+
+@dataclass
+class EdgeColumn:
+    """Edges of one relation as two columns of row numbers into the end kinds' tables."""
+
+    src_kind: str
+    dst_kind: str
+    src: array = field(default_factory=lambda: array("i"))
+    dst: array = field(default_factory=lambda: array("i"))
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+@dataclass
+class GraphColumns:
+    """A graph as columns: node tables (sorted by id within each kind, as :class:`GraphExport`) and, per
+    relation, edges as row numbers. What a graph of a million products is read into: a record per node
+    and edge would take several times the memory."""
+
+    image_ids: list[str] = field(default_factory=list)
+    image_paths: list[str] = field(default_factory=list)
+    image_titles: list[str] = field(default_factory=list)
+    image_splits: list[str] = field(default_factory=list)
+    image_groups: list[str] = field(default_factory=list)
+    caption_ids: list[str] = field(default_factory=list)
+    caption_texts: list[str] = field(default_factory=list)
+    caption_splits: list[str] = field(default_factory=list)
+    caption_groups: list[str] = field(default_factory=list)
+    caption_candidate: array = field(default_factory=lambda: array("i"))  # image row, -1: none
+    caption_target: array = field(default_factory=lambda: array("i"))  # image row, -1: none
+    attributes: dict[str, str] = field(default_factory=dict)  # name -> kind, sorted by name
+    edges: dict[str, EdgeColumn] = field(default_factory=dict)  # relation name -> its edges
+    seconds: float = 0.0
+
+    @property
+    def num_edges(self) -> int:
+        return sum(len(e) for e in self.edges.values())
+
+    def edge_column(self, relation: str, src_kind: str, dst_kind: str) -> EdgeColumn:
+        column = self.edges.get(relation)
+        if column is None:
+            column = self.edges[relation] = EdgeColumn(src_kind, dst_kind)
+        return column
+
+    @classmethod
+    def from_export(cls, export: GraphExport) -> GraphColumns:
+        """The same graph as columns (unknown end nodes dropped, as tensors drop them)."""
+        out = cls(attributes=dict(export.attributes), seconds=export.seconds)
+        for r in export.images:
+            out.image_ids.append(r.id)
+            out.image_paths.append(r.image_path)
+            out.image_titles.append(r.title)
+            out.image_splits.append(r.split)
+            out.image_groups.append(r.group)
+        image_row = {i: n for n, i in enumerate(out.image_ids)}
+        for c in export.captions:
+            out.caption_ids.append(c.id)
+            out.caption_texts.append(c.text)
+            out.caption_splits.append(c.split)
+            out.caption_groups.append(c.group)
+            out.caption_candidate.append(image_row.get(c.candidate, -1) if c.candidate else -1)
+            out.caption_target.append(image_row.get(c.target, -1) if c.target else -1)
+        rows = {"Image": image_row, "Caption": {c: n for n, c in enumerate(out.caption_ids)},
+                "Attribute": {a: n for n, a in enumerate(out.attributes)}}
+        for e in export.edges:
+            s, d = rows[e.src_kind].get(e.src), rows[e.dst_kind].get(e.dst)
+            if s is None or d is None:
+                continue
+            column = out.edge_column(e.relation, e.src_kind, e.dst_kind)
+            column.src.append(s)
+            column.dst.append(d)
         return out

@@ -18,8 +18,17 @@ import torch
 from torch import Tensor
 
 from gnn.config import NODE_KINDS, GraphConfig
+from gnn.features.rows import FeatureRows
 from gnn.nn.layers import RelationalAdjacency
-from readers.graph_records import CAPTION_ROLES, HAS_ATTRIBUTE, MENTIONS, MODIFIES, GraphExport, reverse
+from readers.graph_records import (
+    CAPTION_ROLES,
+    HAS_ATTRIBUTE,
+    MENTIONS,
+    MODIFIES,
+    GraphColumns,
+    GraphExport,
+    reverse,
+)
 
 
 def relation_vocabulary(config: GraphConfig) -> list[str]:
@@ -74,7 +83,7 @@ class QuerySet:
 @dataclass
 class GraphTensors:
     ids: dict[str, list[str]]  # kind -> node ids in table order
-    features: dict[str, Tensor]  # kind -> [n, d] float32
+    features: dict[str, Tensor | FeatureRows]  # kind -> [n, d] float32 (or rows of a smaller table)
     edge_index: Tensor  # [2, E] in the global index (kinds stacked in NODE_KINDS order)
     edge_type: Tensor  # [E]
     relations: list[str]
@@ -206,10 +215,24 @@ class GraphTensors:
         )
 
 
+def as_features(values) -> Tensor | FeatureRows:
+    """Node features as the model reads them: a float32 tensor, or :class:`FeatureRows` as they are."""
+    if isinstance(values, FeatureRows):
+        return values
+    return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32)
+
+
 def _relation_of(name: str, config: GraphConfig) -> str:
     if name.startswith("MENTIONS:") and not config.caption_roles:
         return "MENTIONS:any"
     return name
+
+
+def relation_pair(relation: str, config: GraphConfig, rel_id: dict[str, int]) -> tuple[int, int]:
+    """The R-GCN relation ids of an edge of type ``relation`` read forwards and backwards (-1: not a
+    message in this config)."""
+    name = _relation_of(relation, config)
+    return rel_id.get(name, -1), rel_id.get(reverse(name), -1)
 
 
 def build_graph_tensors(
@@ -237,8 +260,7 @@ def build_graph_tensors(
     for e in export.edges:  # the one per-edge Python loop: kept to lookups and appends
         pair = pairs.get(e.relation)
         if pair is None:
-            name = _relation_of(e.relation, config)
-            pair = pairs[e.relation] = (rel_id.get(name, -1), rel_id.get(reverse(name), -1))
+            pair = pairs[e.relation] = relation_pair(e.relation, config, rel_id)
         if pair == (-1, -1):
             continue  # a relation this model does not use (e.g. predicted edges in the catalog model)
         s = index[e.src_kind].get(e.src)
@@ -265,9 +287,7 @@ def build_graph_tensors(
 
     tensors = GraphTensors(
         ids=ids,
-        features={
-            k: torch.as_tensor(np.ascontiguousarray(features[k]), dtype=torch.float32) for k in NODE_KINDS
-        },
+        features={k: as_features(features[k]) for k in NODE_KINDS},
         edge_index=edge_index,
         edge_type=edge_type,
         relations=relations,
@@ -280,6 +300,63 @@ def build_graph_tensors(
         attribute_kind=[export.attributes[a] for a in ids["Attribute"]],
     )
     tensors.queries = build_query_sets(export, index)
+    return tensors
+
+
+def build_graph_tensors_from_columns(columns: GraphColumns, features: dict, config: GraphConfig) -> GraphTensors:
+    """:func:`build_graph_tensors` for a graph read as columns (the same tensors, edges grouped by
+    relation): vectorised per relation, for graphs of millions of edges."""
+    ids = {"Image": columns.image_ids, "Caption": columns.caption_ids, "Attribute": list(columns.attributes)}
+    for kind in NODE_KINDS:
+        if features[kind].shape[0] != len(ids[kind]):
+            raise ValueError(f"{kind}: {features[kind].shape[0]} feature rows for {len(ids[kind])} nodes")
+    offsets, total = {}, 0
+    for kind in NODE_KINDS:
+        offsets[kind] = total
+        total += len(ids[kind])
+    relations = relation_vocabulary(config)
+    rel_id = {r: i for i, r in enumerate(relations)}
+    forward, backward = [], []
+    for relation, column in columns.edges.items():
+        fwd, bwd = relation_pair(relation, config, rel_id)
+        if (fwd, bwd) == (-1, -1) or not len(column):
+            continue
+        src = torch.from_numpy(np.frombuffer(column.src, dtype=np.int32).astype(np.int64)) + offsets[column.src_kind]
+        dst = torch.from_numpy(np.frombuffer(column.dst, dtype=np.int32).astype(np.int64)) + offsets[column.dst_kind]
+        if fwd >= 0:
+            forward.append((torch.stack([src, dst]), torch.full_like(src, fwd)))
+        if bwd >= 0:
+            backward.append((torch.stack([dst, src]), torch.full_like(src, bwd)))
+    parts = forward + backward
+    edge_index = torch.cat([p[0] for p in parts], dim=1) if parts else torch.zeros((2, 0), dtype=torch.long)
+    edge_type = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, dtype=torch.long)
+    # Attributes and images by name / id (what simulated interactions look up); captions are found by row.
+    index = {kind: {node_id: i for i, node_id in enumerate(ids[kind])} for kind in ("Image", "Attribute")}
+    index["Caption"] = {}
+    tensors = GraphTensors(
+        ids=ids,
+        features={k: as_features(features[k]) for k in NODE_KINDS},
+        edge_index=edge_index,
+        edge_type=edge_type,
+        relations=relations,
+        image_split=columns.image_splits,
+        image_title=columns.image_titles,
+        image_group=columns.image_groups,
+        offsets=offsets,
+        index=index,
+    )
+    candidate = np.frombuffer(columns.caption_candidate, dtype=np.int32)
+    target = np.frombuffer(columns.caption_target, dtype=np.int32)
+    by_split: dict[str, list[int]] = {}
+    for row in np.nonzero(candidate >= 0)[0].tolist():
+        by_split.setdefault(columns.caption_splits[row] or "unassigned", []).append(row)
+    for split, rows in by_split.items():
+        r = np.asarray(rows, dtype=np.int64)
+        tensors.queries[split] = QuerySet(
+            ids=[columns.caption_ids[i] for i in rows], caption=torch.from_numpy(r),
+            candidate=torch.from_numpy(candidate[r].astype(np.int64)),
+            target=torch.from_numpy(target[r].astype(np.int64)),
+            groups=[columns.caption_groups[i] for i in rows])
     return tensors
 
 

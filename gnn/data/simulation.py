@@ -117,8 +117,7 @@ def like_edges(g: GraphTensors, queries: QuerySet, liked: Tensor) -> EdgeBatch:
 def nearest_images(embeddings: Tensor, targets: Tensor, pool: Tensor, k: int, exclude: Tensor) -> Tensor:
     """[q, k] image rows from ``pool`` nearest (cosine) to each target, the target and ``exclude[q]``
     (e.g. the candidate) left out."""
-    e = F.normalize(embeddings, dim=-1)
-    scores = e[targets] @ e[pool].T
+    scores = F.normalize(embeddings[targets], dim=-1) @ F.normalize(embeddings[pool], dim=-1).T
     scores[pool[None, :] == targets[:, None]] = float("-inf")
     scores[pool[None, :] == exclude[:, None]] = float("-inf")
     return pool[scores.topk(min(k, len(pool)), dim=1).indices]
@@ -156,7 +155,10 @@ def training_interactions(g: GraphTensors, truth: TruthMap, config: SimulationCo
         # A small catalog must not learn that most queries come with likes (they leak the target).
         examples = min(config.like_examples, max(1, round(config.like_share * len(g.queries["train"]))))
         liked_queries = g.queries["train"].with_targets(examples, config.seed)
-        pool = torch.tensor(train_rows, dtype=torch.long)
+        pool_rows = train_rows
+        if config.like_pool is not None and len(pool_rows) > config.like_pool:
+            pool_rows = sorted(random.Random(config.seed + 1).sample(pool_rows, config.like_pool))
+        pool = torch.tensor(pool_rows, dtype=torch.long)
         liked = nearest_images(
             g.features["Image"], liked_queries.target, pool, config.liked_per_example, liked_queries.candidate
         )

@@ -94,6 +94,23 @@ class RelationalConv(nn.Module):
             return torch.einsum("rb,bio->rio", self.coefficients, self.bases)
         return self.weight
 
+    @torch.no_grad()
+    def forward_chunked(self, x: Tensor, adjacency: RelationalAdjacency, chunk: int = 1 << 18) -> Tensor:
+        """:meth:`forward` without gradients, ``chunk`` stacked rows at a time: at a million nodes the
+        stacked aggregation and its messages would each be as large as ``x``."""
+        out = self.root(x)
+        weights = self.weights()
+        matrix = adjacency.matrix
+        crow, col, val = matrix.crow_indices(), matrix.col_indices(), matrix.values()
+        for r, (lo, hi) in enumerate(adjacency.bounds):
+            for a in range(lo, hi, chunk):
+                b = min(hi, a + chunk)
+                p, q = int(crow[a]), int(crow[b])
+                part = torch.sparse_csr_tensor(crow[a : b + 1] - p, col[p:q], val[p:q], (b - a, x.shape[0]),
+                                               check_invariants=False)
+                out.index_add_(0, adjacency.rows[a:b], (part @ x) @ weights[r])
+        return out
+
     def forward(self, x: Tensor, adjacency: RelationalAdjacency) -> Tensor:
         aggregated = adjacency.matrix @ x  # every relation's neighbour means, stacked
         weights = self.weights()

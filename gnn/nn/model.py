@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from gnn.config import NODE_KINDS, ModelConfig
 from gnn.data.graph import GraphTensors
+from gnn.features.rows import project
 from gnn.nn.layers import RelationalConv
 
 
@@ -105,7 +106,7 @@ class GraphEncoder(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, g: GraphTensors, return_layers: bool = False) -> Tensor | list[Tensor]:
-        x = torch.cat([self.proj[k](g.features[k]) for k in NODE_KINDS], dim=0)
+        x = torch.cat([project(self.proj[k], g.features[k]) for k in NODE_KINDS], dim=0)
         layers = [x]
         if self.conv_kind == "pyg" and g.edge_weight is not None:
             raise ValueError("PyG's RGCNConv takes no edge weights: use model.conv 'fast' for a graph with "
@@ -115,6 +116,34 @@ class GraphEncoder(nn.Module):
             x = x + self.dropout(F.relu(norm(h)))
             layers.append(x)
         return layers if return_layers else x
+
+    @torch.no_grad()
+    def layerwise(self, g: GraphTensors, dtype: torch.dtype = torch.float32, chunk: int = 1 << 18,
+                  last_only: bool = False) -> Tensor:
+        """Every layer's embeddings ``[L+1, N, hidden]`` (as :meth:`forward` with ``return_layers``, in eval
+        mode), stored in ``dtype`` and computed a layer at a time from the stored values: at a million
+        nodes this holds the result, one layer in float32 and a chunk, not every intermediate.
+        ``last_only``: only the final layer ``[N, hidden]`` (float32; each layer still rounded to ``dtype``
+        before the next reads it), what evaluation needs."""
+        if self.conv_kind != "fast":
+            layers = self(g, return_layers=True)
+            return layers[-1] if last_only else torch.stack(layers).to(dtype)
+        x = torch.cat([project(self.proj[k], g.features[k]) for k in NODE_KINDS], dim=0)
+        out = None
+        if not last_only:
+            out = torch.empty((len(self.convs) + 1, *x.shape), dtype=dtype)
+            out[0] = x
+        for layer, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            if dtype != torch.float32:  # from the stored values, as a later local refresh reads them
+                x = out[layer].float() if out is not None else x.to(dtype).float()
+            h = conv.forward_chunked(x, g.adjacency, chunk)
+            for a in range(0, len(h), chunk):  # x + relu(norm(h)), in place, a chunk at a time
+                part = h[a : a + chunk]
+                part.copy_(norm(part)).relu_().add_(x[a : a + chunk])
+            if out is not None:
+                out[layer + 1] = h
+            x = h
+        return (x.to(dtype).float() if dtype != torch.float32 else x) if last_only else out
 
     @torch.no_grad()
     def encode_leaf(self, text_feature: Tensor, neighbours: dict[int, list[Tensor]]) -> Tensor:
@@ -148,6 +177,8 @@ class GraphRetriever(nn.Module):
         self.head = make_head(config.composition, config.hidden, config.dropout)
 
     def encode(self, g: GraphTensors) -> Tensor:
+        if not self.training and not torch.is_grad_enabled():  # inference: a layer at a time, less memory
+            return self.encoder.layerwise(g, last_only=True)
         return self.encoder(g)
 
     def layers(self, g: GraphTensors) -> list[Tensor]:

@@ -22,7 +22,15 @@ import numpy as np
 
 from gnn.config import GraphConfig, RankerConfig
 from readers.files import atomic_write
-from readers.graph_records import HAS_ATTRIBUTE, LIKED_FROM, LIKED_WITH, USER_TAGGED, GraphExport
+from readers.graph_records import (
+    HAS_ATTRIBUTE,
+    LIKED_FROM,
+    LIKED_WITH,
+    USER_TAGGED,
+    BaseDelta,
+    GraphExport,
+    TypedEdge,
+)
 
 FORMAT = "tailor.facts/1"
 # Where an attribute fact came from; "tag" is a USER_TAGGED edge (a user's or a curator's).
@@ -142,34 +150,42 @@ class FactTable:
         counts."""
         images = [r.id for r in export.images]
         names = list(export.attributes)
-        image_row = {i: r for r, i in enumerate(images)}
-        attr_row = {a: r for r, a in enumerate(names)}
-        wanted = {f"{HAS_ATTRIBUTE}:{s}": SOURCES.index(s) if s in SOURCES else SOURCES.index("user")
-                  for s in sources}
-        best: dict[int, tuple[float, int]] = {}
-        liked_from, liked_with = [], []
-        n_attr = max(1, len(names))
-        for e in export.edges:
-            code = wanted.get(e.relation)
-            if code is None and tags and e.relation == USER_TAGGED:
-                code = SOURCES.index("tag")
-            if code is not None:
-                i, a = image_row.get(e.src), attr_row.get(e.dst)
-                strength = 1.0 if e.confidence is None else float(e.confidence)
-                if i is None or a is None or strength <= 0 or strength < min_confidence:
-                    continue
-                key = i * n_attr + a
-                if key not in best or strength > best[key][0]:
-                    best[key] = (min(strength, 1.0), code)
-            elif e.relation in (LIKED_FROM, LIKED_WITH):
-                i, j = image_row.get(e.src), image_row.get(e.dst)
-                if i is not None and j is not None:
-                    (liked_from if e.relation == LIKED_FROM else liked_with).append((i, j))
+        best, liked_from, liked_with = _edge_facts(
+            export.edges, {i: r for r, i in enumerate(images)}, {a: r for r, a in enumerate(names)},
+            max(1, len(names)), sources, tags, min_confidence)
         keys = np.array(sorted(best), dtype=np.int64)
         return cls(images, names, [export.attributes[a] for a in names], keys,
                    np.array([best[k][0] for k in keys.tolist()], np.float32),
                    np.array([best[k][1] for k in keys.tolist()], np.int8),
                    _pairs(liked_from), _pairs(liked_with))
+
+    def with_delta(self, delta: BaseDelta, sources: Iterable[str], tags: bool = True) -> FactTable:
+        """A copy with the facts and likes of the delta's changed images read again from its edges (a local
+        refresh: :func:`graphdb.export.read_base_delta` holds every base edge of those images) and its new
+        attributes added. The images are this table's: a delta that adds or retires products goes through
+        a full refresh and :meth:`from_export`."""
+        names = list(self.attribute_names) + [a for a in delta.attributes if a not in self.attribute_row]
+        kinds = list(self.attribute_kinds) + [delta.attributes[a] for a in names[len(self.attribute_names):]]
+        old_n, n_attr = max(1, len(self.attribute_names)), max(1, len(names))
+        keys = (self.keys // old_n) * n_attr + self.keys % old_n  # the same facts, keyed for the longer list
+        changed = {self.image_row[i] for i in delta.images if i in self.image_row}
+        changed_rows = np.array(sorted(changed), dtype=np.int64)
+        keep = ~np.isin(keys // n_attr, changed_rows)
+        best, liked_from, liked_with = _edge_facts(
+            delta.edges, self.image_row, {a: r for r, a in enumerate(names)}, n_attr, sources, tags, 0.0,
+            only=changed)
+        new_keys = np.array(sorted(best), dtype=np.int64)
+        merged = np.concatenate([keys[keep], new_keys])
+        order = np.argsort(merged, kind="stable")
+        strength = np.concatenate([self.strength[keep], [best[k][0] for k in new_keys.tolist()]]).astype(np.float32)
+        source = np.concatenate([self.source[keep], [best[k][1] for k in new_keys.tolist()]]).astype(np.int8)
+
+        def pairs(old: np.ndarray, new: list[tuple[int, int]]) -> np.ndarray:
+            untouched = ~(np.isin(old[:, 0], changed_rows) | np.isin(old[:, 1], changed_rows))
+            return _pairs([*map(tuple, old[untouched].tolist()), *new])
+
+        return FactTable(list(self.image_ids), names, kinds, merged[order], strength[order], source[order],
+                         pairs(self.liked_from, liked_from), pairs(self.liked_with, liked_with))
 
     # --- saving ------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -189,6 +205,35 @@ class FactTable:
                    blob["keys"].astype(np.int64), blob["strength"].astype(np.float32),
                    blob["source"].astype(np.int8), blob["liked_from"].astype(np.int64).reshape(-1, 2),
                    blob["liked_with"].astype(np.int64).reshape(-1, 2))
+
+
+def _edge_facts(edges: Iterable[TypedEdge], image_row: dict[str, int], attr_row: dict[str, int], n_attr: int,
+                sources: Iterable[str], tags: bool, min_confidence: float, only: set[int] | None = None
+                ) -> tuple[dict[int, tuple[float, int]], list[tuple[int, int]], list[tuple[int, int]]]:
+    """The facts ``edges`` state (key -> (strength, source code), the strongest where several state one)
+    and the liked pairs; ``only``: the image rows whose facts are read (likes: pairs touching them)."""
+    wanted = {f"{HAS_ATTRIBUTE}:{s}": SOURCES.index(s) if s in SOURCES else SOURCES.index("user") for s in sources}
+    best: dict[int, tuple[float, int]] = {}
+    liked_from, liked_with = [], []
+    for e in edges:
+        code = wanted.get(e.relation)
+        if code is None and tags and e.relation == USER_TAGGED:
+            code = SOURCES.index("tag")
+        if code is not None:
+            i, a = image_row.get(e.src), attr_row.get(e.dst)
+            strength = 1.0 if e.confidence is None else float(e.confidence)
+            if i is None or a is None or strength <= 0 or strength < min_confidence:
+                continue
+            if only is not None and i not in only:
+                continue
+            key = i * n_attr + a
+            if key not in best or strength > best[key][0]:
+                best[key] = (min(strength, 1.0), code)
+        elif e.relation in (LIKED_FROM, LIKED_WITH):
+            i, j = image_row.get(e.src), image_row.get(e.dst)
+            if i is not None and j is not None and (only is None or i in only or j in only):
+                (liked_from if e.relation == LIKED_FROM else liked_with).append((i, j))
+    return best, liked_from, liked_with
 
 
 def _pairs(rows: list[tuple[int, int]]) -> np.ndarray:

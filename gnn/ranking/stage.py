@@ -17,7 +17,7 @@ import numpy as np
 
 from gnn.ranking.facts import SOURCES, FactTable, ListFeatures, QueryFacts
 from gnn.ranking.model import LinearRanker, Ranking
-from readers.graph_records import GraphExport
+from readers.graph_records import BaseDelta, GraphExport
 
 _SHOWN = 4  # attribute names spelled out in one reason
 _QUIET = 5e-3  # contributions smaller than this are not worth a line
@@ -64,6 +64,11 @@ class SecondStage:
         """A copy with its facts read again from the graph (after a sync): same sources, tags as the
         ranker's config says. A copy, so that searches running on this one never see a half-read table."""
         return dataclasses.replace(self, facts=FactTable.from_export(export, self.sources,
+                                                                     tags=self.ranker.config.tags))
+
+    def with_delta(self, delta: BaseDelta) -> SecondStage:
+        """A copy whose facts follow a local refresh's delta (:meth:`FactTable.with_delta`)."""
+        return dataclasses.replace(self, facts=self.facts.with_delta(delta, self.sources,
                                                                      tags=self.ranker.config.tags))
 
     @property

@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from gnn.config import RetrievalConfig
 from gnn.data.graph import build_graph_tensors
 from gnn.features.cache import TextFeatures
-from gnn.retrieval.search import QueryEngine, build_bundle, build_index
-from readers.graph_records import GraphExport
+from gnn.retrieval.local import LocalState
+from gnn.retrieval.search import QueryEngine, build_bundle, build_index, bundle_from_layers, encode_base
+from readers.graph_records import BaseDelta, GraphExport
 
 
 @dataclass
@@ -34,6 +36,9 @@ class RefreshReport:
     new_attributes: int
     seconds: float
     removed_images: list[str] = field(default_factory=list)  # in the index before, not in the graph now
+    local: LocalState | None = None  # after a full refresh: the state later local refreshes start from
+    mode: str = "full"  # full | local
+    detail: dict = field(default_factory=dict)  # a local refresh: nodes recomputed per layer, hubs held
 
 
 class MissingFeaturesError(ValueError):
@@ -62,23 +67,26 @@ def base_features(export: GraphExport, image_features, texts: TextFeatures) -> d
 
 @torch.no_grad()
 def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.ndarray], config,
-            tolerance: float = 1e-6, rebuild_index: bool = False) -> RefreshReport:
+            tolerance: float = 1e-6, rebuild_index: bool = False, local: RetrievalConfig | None = None
+            ) -> RefreshReport:
     """Recompute the bundle from ``export`` with the engine's model and return a new engine whose index is a
     copy of ``engine``'s with the changed rows replaced (``rebuild_index``: built whole from the new bundle,
-    which also repairs rows that had drifted from it); ``engine`` itself is not changed."""
+    which also repairs rows that had drifted from it); ``engine`` itself is not changed. ``local``: also
+    build the :class:`LocalState` (with its hub settings) that later local refreshes start from."""
     start = time.perf_counter()
     old = engine.bundle
     g = build_graph_tensors(export, features, config)
-    bundle = build_bundle(engine.model, g, old.version, [r.image_path for r in export.images])
-    new_final = bundle.image_layers[-1]
+    sub, layers = encode_base(engine.model, g, old.image_layers.dtype)
+    bundle = bundle_from_layers(sub, layers, old.version, [r.image_path for r in export.images])
+    new_final = bundle.image_layers[-1].float()
     before = torch.tensor([old.image_row.get(i, -1) for i in bundle.image_ids], dtype=torch.long)
     known = before >= 0
     moved = torch.ones(len(before), dtype=torch.bool)  # new images count as changed
-    moved[known] = (new_final[known] - old.image_layers[-1][before[known]]).abs().amax(dim=1) > tolerance
+    moved[known] = (new_final[known] - old.image_layers[-1][before[known]].float()).abs().amax(dim=1) > tolerance
     changed = moved.nonzero().flatten().tolist()
     removed = sorted(set(old.image_ids) - set(bundle.image_ids))  # retired, or left without features
     if rebuild_index:
-        index = build_index(bundle)
+        index = build_index(bundle, engine.index.spec)
     else:
         # an unchanged index is shared, never written: a search running on it sees it whole
         index = engine.index.copy() if changed or removed else engine.index
@@ -92,13 +100,16 @@ def refresh(engine: QueryEngine, export: GraphExport, features: dict[str, np.nda
     refreshed.rebuild_vocabulary()
     if engine.second_stage is not None:  # the facts it reads follow the same graph (a new copy: reads go on)
         refreshed.second_stage = engine.second_stage.with_facts(export)
+    state = None
+    if local is not None and sub.edge_weight is None:  # the local sums are of unit-weight messages
+        state = LocalState.build(sub, layers, config, local.hub_degree, local.hub_tolerance)
     return RefreshReport(refreshed, [bundle.image_ids[r] for r in changed], new_attributes,
-                         time.perf_counter() - start, removed)
+                         time.perf_counter() - start, removed, state)
 
 
 @torch.no_grad()
 def rebuild(model, version: str, export: GraphExport, features: dict[str, np.ndarray], config,
-            text_features, looks=None, second_stage=None) -> RefreshReport:
+            text_features, looks=None, second_stage=None, spec=None) -> RefreshReport:
     """A new engine from the model alone (no previous bundle or index to start from): the repair of an
     engine whose bundle or index was lost or corrupt. Every image counts as changed."""
     start = time.perf_counter()
@@ -106,5 +117,33 @@ def rebuild(model, version: str, export: GraphExport, features: dict[str, np.nda
     bundle = build_bundle(model, g, version, [r.image_path for r in export.images])
     if second_stage is not None:
         second_stage = second_stage.with_facts(export)
-    engine = QueryEngine(model, bundle, build_index(bundle), text_features, second_stage, looks=looks)
+    engine = QueryEngine(model, bundle, build_index(bundle, spec), text_features, second_stage, looks=looks)
     return RefreshReport(engine, list(bundle.image_ids), len(bundle.attribute_names), time.perf_counter() - start)
+
+
+def refresh_local(engine: QueryEngine, state: LocalState, delta: BaseDelta) -> RefreshReport | None:
+    """Bring the engine in line with ``delta`` by recomputing only what is within the model's reach of it
+    (:mod:`gnn.retrieval.local`) and replacing those images' FAISS rows, *in place*: copying a million-row
+    bundle and index per like would cost what this avoids, so the change is applied while the engine's
+    searches are held (:attr:`QueryEngine.guard`, a few milliseconds). ``None`` when only a full refresh
+    is right (the catalog's images changed, an attribute left the graph): nothing is changed then."""
+    start = time.perf_counter()
+    if any(e.weight != 1.0 for e in delta.edges):  # a weighted message: only the full pass weighs it
+        return None
+    with engine.guard.writing():
+        bundle = engine.bundle
+        change = state.apply(delta, bundle, engine.model, engine.text_encoder)
+        if change.full:
+            return None
+        report = state.refresh(engine.model, bundle, change)
+        rows = report.changed_images
+        if rows:
+            engine.index.add([bundle.image_ids[r] for r in rows], bundle.image_layers[-1, rows].float().numpy())
+        if change.new_attributes:
+            engine.rebuild_vocabulary()
+        if engine.second_stage is not None:  # the changed images' facts, read from the delta
+            engine.second_stage = engine.second_stage.with_delta(delta)
+    return RefreshReport(engine, [bundle.image_ids[r] for r in rows], change.new_attributes,
+                         time.perf_counter() - start, [], state, "local",
+                         {"recomputed per layer": report.recomputed, "hubs held": report.held_hubs,
+                          "edges added": len(change.added), "edges removed": len(change.removed)})

@@ -22,6 +22,7 @@ from gnn.checkpoint import atomic_save
 from gnn.data.graph import GraphTensors
 from gnn.nn.model import GraphRetriever
 from gnn.ranking.stage import Reason, SecondStage
+from gnn.retrieval.guard import ReadWriteLock
 from gnn.retrieval.index import ImageIndex
 from readers.captions import CaptionRoles, Vocabulary, parse_relative_caption
 from readers.graph_records import CAPTION_ROLES, LIKED_FOR, MENTIONS, MODIFIES, reverse
@@ -66,13 +67,17 @@ class SearchBundle:
 
 
 @torch.no_grad()
-def build_bundle(
-    model: GraphRetriever, g: GraphTensors, version: str, image_paths: list[str]
-) -> SearchBundle:
-    """Per-layer embeddings of every image and attribute (captions that only listen are left out)."""
+def encode_base(model: GraphRetriever, g: GraphTensors, dtype: torch.dtype = torch.float32
+                ) -> tuple[GraphTensors, torch.Tensor]:
+    """The base graph (``g`` without the captions that only listen) and every layer of its nodes'
+    embeddings, ``[L+1, N, hidden]`` in ``dtype``: what the bundle and a local refresh are made from."""
     model.eval()
     sub, _ = g.restrict_captions(torch.zeros(0, dtype=torch.long))
-    layers = torch.stack(model.layers(sub))
+    return sub, model.encoder.layerwise(sub, dtype)
+
+
+def bundle_from_layers(sub: GraphTensors, layers: torch.Tensor, version: str, image_paths: list[str]) -> SearchBundle:
+    """The bundle of a base graph's images and attributes (views of ``layers``, not copies)."""
     n_img = len(sub.ids["Image"])
     return SearchBundle(
         version=version,
@@ -80,15 +85,32 @@ def build_bundle(
         image_titles=list(sub.image_title),
         image_paths=image_paths,
         attribute_names=list(sub.ids["Attribute"]),
-        relations=list(g.relations),
-        image_layers=layers[:, :n_img].clone(),
-        attribute_layers=layers[:, sub.offsets["Attribute"] :].clone(),
+        relations=list(sub.relations),
+        image_layers=layers[:, :n_img],
+        attribute_layers=layers[:, sub.offsets["Attribute"] :],
     )
 
 
-def build_index(bundle: SearchBundle) -> ImageIndex:
-    index = ImageIndex(bundle.image_layers.shape[-1])
-    index.add(bundle.image_ids, bundle.image_layers[-1].numpy())
+@torch.no_grad()
+def build_bundle(
+    model: GraphRetriever, g: GraphTensors, version: str, image_paths: list[str],
+    dtype: torch.dtype = torch.float32,
+) -> SearchBundle:
+    """Per-layer embeddings of every image and attribute (captions that only listen are left out)."""
+    sub, layers = encode_base(model, g, dtype)
+    return bundle_from_layers(sub, layers, version, image_paths)
+
+
+def build_index(bundle: SearchBundle, spec=None, chunk: int = 1 << 17) -> ImageIndex:
+    """The FAISS index of the bundle's final image embeddings; ``spec``: its kind and settings (an
+    :class:`~gnn.retrieval.index.IndexSpec` or a :class:`~gnn.config.RetrievalConfig`; default flat)."""
+    index = ImageIndex(bundle.image_layers.shape[-1], spec)
+    final = bundle.image_layers[-1]
+    if index.spec.kind == "ivf" and len(final):  # the quantizer trains on all of them (a sample of them)
+        index.add(bundle.image_ids, final.float().numpy())
+    else:
+        for a in range(0, len(final), chunk):
+            index.add(bundle.image_ids[a : a + chunk], final[a : a + chunk].float().numpy())
     index.version = bundle.version
     return index
 
@@ -121,6 +143,7 @@ class QueryEngine:
         self.text_encoder = text_encoder
         self.second_stage = second_stage
         self.looks = looks
+        self.guard = ReadWriteLock()  # searches read under it; a local refresh changes rows in place under it
         self._looks_unit: tuple[object, np.ndarray] | None = None  # (the matrix it was made from, unit rows)
         self.rel = {name: i for i, name in enumerate(bundle.relations)}
         self.rebuild_vocabulary()
@@ -145,21 +168,21 @@ class QueryEngine:
         row = self.bundle.image_row[candidate]
         feature = torch.from_numpy(np.asarray(self.text_encoder.encode_texts([text])[0], dtype=np.float32))
         neighbours: dict[int, list[torch.Tensor]] = {}
-        neighbours[self.rel[reverse(MODIFIES)]] = list(self.bundle.image_layers[:, row : row + 1])
+        neighbours[self.rel[reverse(MODIFIES)]] = list(self.bundle.image_layers[:, row : row + 1].float())
         liked_rows = [self.bundle.image_row[i] for i in liked if i in self.bundle.image_row]
         if liked_rows and LIKED_FOR in self.rel:
-            neighbours[self.rel[LIKED_FOR]] = list(self.bundle.image_layers[:, liked_rows])
+            neighbours[self.rel[LIKED_FOR]] = list(self.bundle.image_layers[:, liked_rows].float())
         for role in CAPTION_ROLES:
             names = [a for a in getattr(roles, role) if a in self.bundle.attribute_row]
             rel = self.rel.get(reverse(f"{MENTIONS}:{role}"), self.rel.get(reverse(f"{MENTIONS}:any")))
             if names and rel is not None:
                 rows = [self.bundle.attribute_row[a] for a in names]
-                layers = list(self.bundle.attribute_layers[:, rows])
+                layers = list(self.bundle.attribute_layers[:, rows].float())
                 if rel in neighbours:  # one relation for all roles: pool them together
                     layers = [torch.cat([a, b]) for a, b in zip(neighbours[rel], layers, strict=True)]
                 neighbours[rel] = layers
         caption = self.model.encoder.encode_leaf(feature, neighbours)
-        composed, _ = self.model.head(self.bundle.image_layers[-1, row][None], caption[None])
+        composed, _ = self.model.head(self.bundle.image_layers[-1, row][None].float(), caption[None])
         return F.normalize(composed, dim=-1)[0].numpy(), caption.numpy()
 
     def search(
@@ -171,6 +194,11 @@ class QueryEngine:
         parse is unsure (nothing added or removed, or a doubtful reading) and the query has no likes, the
         answer is ranked by looks alone, as image search would (``fallback="looks"``): measured, the
         model's text-only path does worse than that."""
+        with self.guard.reading():
+            return self._search(candidate, text, k, roles, liked, rerank)
+
+    def _search(self, candidate: str, text: str, k: int, roles: CaptionRoles | None, liked: tuple[str, ...],
+                rerank: bool) -> QueryResult:
         start = time.perf_counter()
         roles = roles or self.parse(text)
         if roles.unsure and not liked and self.looks is not None and candidate in self.looks.row:
@@ -188,11 +216,20 @@ class QueryEngine:
 
     def similar_looks(self, candidate: str, k: int) -> list[tuple[str, float]]:
         """The ``k`` indexed images whose image features are nearest the candidate's (cosine)."""
-        if self._looks_unit is None or self._looks_unit[0] is not self.looks.matrix:
-            m = np.asarray(self.looks.matrix, dtype=np.float32)
-            self._looks_unit = (self.looks.matrix, m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12))
-        unit = self._looks_unit[1]
-        scores = unit @ unit[self.looks.row[candidate]]
+        matrix = self.looks.matrix
+        if hasattr(matrix, "dense"):  # rows of a small table (gnn.features.rows): scored in chunks, never dense
+            cand = matrix[self.looks.row[candidate]].numpy()
+            cand = cand / max(float(np.linalg.norm(cand)), 1e-12)
+            scores = np.empty(len(matrix), np.float32)
+            for a in range(0, len(matrix), 1 << 16):
+                rows = matrix[a : a + (1 << 16)].numpy()
+                scores[a : a + len(rows)] = rows @ cand / np.maximum(np.linalg.norm(rows, axis=1), 1e-12)
+        else:
+            if self._looks_unit is None or self._looks_unit[0] is not matrix:
+                m = np.asarray(matrix, dtype=np.float32)
+                self._looks_unit = (matrix, m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12))
+            unit = self._looks_unit[1]
+            scores = unit @ unit[self.looks.row[candidate]]
         scores[self.looks.row[candidate]] = -np.inf
         indexed = self.bundle.image_row
         order = np.argsort(-scores, kind="stable")

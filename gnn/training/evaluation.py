@@ -60,7 +60,9 @@ def recall_at_k(
 def rank_queries(
     score_fn: ScoreFn, qs: QuerySet, rows: Tensor, k: int = max(KS), batch: int = 1024
 ) -> Tensor:
-    """[q, k] ranked gallery image indices for every query."""
+    """[q, k] ranked gallery image indices for every query (in batches of at most ``batch`` queries, fewer
+    for a big gallery, so a batch's score matrix stays near 128 MB)."""
+    batch = max(1, min(batch, (1 << 25) // max(1, len(rows))))
     out = []
     for start in range(0, len(qs), batch):
         sl = slice(start, start + batch)

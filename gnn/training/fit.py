@@ -20,6 +20,7 @@ from gnn.config import ExperimentConfig
 from gnn.data.graph import GraphTensors
 from gnn.data.phrasings import PhrasingBank
 from gnn.data.simulation import TruthMap, training_interactions
+from gnn.features.rows import feature_checksum
 from gnn.nn.baselines import TIRG, ComposeAE
 from gnn.nn.model import GraphRetriever
 from gnn.training.train import train_retriever
@@ -57,7 +58,7 @@ def data_fingerprint(g: GraphTensors) -> dict:
         "nodes": {k: len(v) for k, v in g.ids.items()},
         "relations": g.relation_counts(),
         "queries": {k: len(v) for k, v in g.queries.items()},
-        "features": {k: round(float(v.double().sum()), 3) for k, v in g.features.items()},
+        "features": {k: round(feature_checksum(v), 3) for k, v in g.features.items()},
         "ids": fingerprint(g.ids["Image"][:1000], g.ids["Caption"][:1000]),
     }
     if g.edge_weight is not None:  # same edges with other confidences are other data

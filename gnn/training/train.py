@@ -37,6 +37,7 @@ class EpochLog:
     val_cap_r10: float
     val_score: float  # what early stopping watches: mean of validation id R@1 and R@10
     seconds: float
+    eval_seconds: float = 0.0  # of ``seconds``, the validation (recorded by the sampled trainer)
 
 
 @dataclass
@@ -71,7 +72,15 @@ def train_retriever(
     """Train ``model`` on ``g``'s training queries. ``extra_per_batch`` queries drawn from ``extra`` (the
     ones with simulated likes, too few to matter in the shuffle) join every batch. ``phrasings``: the
     batch's own queries take captions drawn from it (another phrasing, or no MENTIONS), per batch.
-    ``start_phase(name, total)`` returns a function advanced once per batch (a progress bar)."""
+    ``start_phase(name, total)`` returns a function advanced once per batch (a progress bar).
+    ``config.sampler = "neighbour"`` trains on sampled neighbourhoods instead (:mod:`gnn.training.sampled`),
+    with the catalog's captions only (phrasings are drawn by the full-graph loop alone)."""
+    if config.sampler == "neighbour":
+        from gnn.training.sampled import train_sampled
+
+        return train_sampled(model, g, config, on_epoch, extra, extra_per_batch, start_phase)
+    if config.sampler != "full":
+        raise ValueError(f"unknown train.sampler {config.sampler!r} (full | neighbour)")
     generator = seed_everything(config.seed)
     train = g.queries["train"].with_targets()
     val = g.queries["val"].with_targets(config.max_val_queries, config.seed) if "val" in g.queries else None

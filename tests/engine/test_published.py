@@ -78,6 +78,7 @@ def test_a_crash_while_saving_leaves_the_previous_engine_live(published, monkeyp
         raise OSError("disk full")
 
     monkeypatch.setattr(type(engine.index), "save", crash)  # bundle written, index not: mid-save
+    engine.rewrite = True  # a save that writes bundle and index whole (as after a full sync)
     with pytest.raises(OSError, match="disk full"):
         engine.save(store)
     assert store.current() == live
@@ -170,3 +171,47 @@ def test_a_refresh_refuses_an_image_without_features(published) -> None:
     export.images.append(ImageRow("zz-new", "", "a new product", "test", ""))
     with pytest.raises(MissingFeaturesError, match="zz-new"):
         base_features(export, engine.image_features, engine.searcher.text_encoder)
+
+
+def test_after_a_local_refresh_a_save_writes_only_the_changed_rows_and_loads_back_the_same(published) -> None:
+    from datetime import UTC, datetime
+
+    from engine.published import BUNDLE_DELTA, LOCAL_STATE, LOCAL_TOPOLOGY, BaseGraph
+    from gnn.config import RetrievalConfig
+    from gnn.retrieval.refresh import refresh_local
+    from readers.graph_records import BaseDelta
+
+    ws, engine, export, _ = published
+    searcher, store = engine.searcher, EngineStore(ws.engine)
+    features = base_features(export, engine.image_features, searcher.text_encoder)
+    report = refresh(searcher, export, features, engine.config.graph, local=RetrievalConfig(hub_degree=8))
+    searcher = engine.searcher = report.engine  # the refreshed copy is the one searched from now on
+    engine.base = BaseGraph(None, datetime.now(UTC), report.local)
+    engine.rewrite = True
+    whole = engine.save(store)
+    assert {LOCAL_TOPOLOGY, LOCAL_STATE} <= set(engine.manifest.files) and BUNDLE_DELTA not in engine.manifest.files
+
+    image = export.images[3].id
+    export.edges.append(TypedEdge("USER_TAGGED", "Image", image, "Attribute", "dress"))
+    edges = [e for e in export.edges if e.src == image and e.src_kind == "Image"]
+    delta = BaseDelta([image], [], edges, attributes=dict(export.attributes), image_count=len(export.images))
+    local = refresh_local(searcher, report.local, delta)
+    assert local is not None and image in local.changed_images
+    engine.changed_images.update(local.changed_images)
+    caption = next(c for c in export.captions if c.split == "test")
+    before = searcher.search(caption.candidate, caption.text, k=5).hits
+    after = engine.save(store)
+    for name in ("bundle.pt", "images.faiss", LOCAL_TOPOLOGY):  # linked, not written again
+        assert os.stat(whole / name).st_ino == os.stat(after / name).st_ino
+    assert engine.manifest.files["bundle.pt"] == store.manifest(whole).files["bundle.pt"]
+    assert (after / BUNDLE_DELTA).exists()
+
+    loaded = load_published(ws)  # verifies every checksum, then applies the changed rows
+    torch.testing.assert_close(loaded.bundle.image_layers, searcher.bundle.image_layers)
+    torch.testing.assert_close(loaded.bundle.attribute_layers, searcher.bundle.attribute_layers)
+    np.testing.assert_allclose(loaded.index.vector(image), searcher.index.vector(image), atol=1e-6)
+    assert loaded.searcher.search(caption.candidate, caption.text, k=5).hits == before
+    assert loaded.base.local is not None and loaded.changed_images == set(local.changed_images)
+    state, mine = loaded.base.local.state_blob(), report.local.state_blob()
+    assert state["attribute_nodes"] == mine["attribute_nodes"] and torch.equal(state["dead"], mine["dead"])
+    torch.testing.assert_close(state["hub_sums"], mine["hub_sums"])

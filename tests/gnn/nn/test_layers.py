@@ -143,3 +143,30 @@ def test_a_new_caption_encoded_from_its_neighbours_equals_the_full_forward() -> 
         neighbours[r] = [layer[src] for layer in layers]
     alone = model.encoder.encode_leaf(g.features["Caption"][caption], neighbours)
     torch.testing.assert_close(alone, layers[-1][node], atol=1e-5, rtol=1e-5)
+
+
+def test_the_layer_at_a_time_pass_computes_what_the_forward_pass_computes() -> None:
+    from gnn.config import GraphConfig, ModelConfig
+    from gnn.data.graph import build_graph_tensors
+    from gnn.features.rows import FeatureRows
+    from gnn.nn.model import GraphRetriever
+    from tests.gnn.synthetic import synthetic_export
+
+    export, feats = synthetic_export(per_cell=3)
+    g = build_graph_tensors(export, feats, GraphConfig())
+    model = GraphRetriever({k: v.shape[1] for k, v in feats.items()}, g.relations, ModelConfig(hidden=16)).eval()
+    with torch.no_grad():
+        want = torch.stack(model.layers(g))
+    torch.testing.assert_close(model.encoder.layerwise(g, chunk=7), want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model.encoder.layerwise(g, last_only=True, chunk=5), want[-1], atol=1e-5, rtol=1e-5)
+    half = model.encoder.layerwise(g, dtype=torch.float16)
+    assert half.dtype == torch.float16 and (half.float() - want).abs().max() < 2e-2
+    # Features as rows of a table: the same numbers as the dense features they stand for.
+    table = torch.as_tensor(feats["Image"][:10])
+    rows = FeatureRows(table, torch.arange(len(feats["Image"])) % 10, (torch.arange(len(feats["Image"])) + 3) % 10,
+                       torch.linspace(0, 0.3, len(feats["Image"])))
+    dense = build_graph_tensors(export, {**feats, "Image": rows.dense().numpy()}, GraphConfig())
+    mixed = build_graph_tensors(export, {**feats, "Image": rows}, GraphConfig())
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(mixed), model.encode(dense), atol=1e-5, rtol=1e-5)
+    assert abs(rows.checksum() - float(rows.dense().double().sum())) < 1e-6

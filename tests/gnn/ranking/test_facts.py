@@ -74,3 +74,29 @@ def test_the_columns_state_each_fact_of_a_result_against_the_query() -> None:
     # The candidate itself as a result still has what the query removes.
     again = list_features(facts, query, np.array([facts.image_row["a"]]), np.zeros(1, np.float32), names, kinds)
     assert again.matrix[0, col["lacks_removed"]] == 0.0 and again.matrix[0, col["other:colour"]] == 1.0
+
+
+def test_a_delta_gives_the_facts_a_whole_export_would() -> None:
+    from readers.graph_records import BaseDelta
+
+    sources = ("catalog", "predicted")
+    before = _export()
+    table = FactTable.from_export(before, sources)
+    after = _export()
+    after.attributes["striped"] = "pattern"  # a new attribute, tagged on "a"; "b"'s predicted edge removed
+    after.edges = [e for e in after.edges if not (e.src == "b" and e.relation == "HAS_ATTRIBUTE:catalog"
+                                                  and e.dst == "summer")]
+    after.edges += [TypedEdge("USER_TAGGED", "Image", "a", "Attribute", "striped"),
+                    TypedEdge("LIKED_WITH", "Image", "a", "Image", "c")]
+    changed = ["a", "b"]
+    delta = BaseDelta(changed, [], [e for e in after.edges if e.src_kind == "Image" and
+                                    (e.src in changed or (e.dst_kind == "Image" and e.dst in changed))],
+                      attributes=dict(after.attributes), image_count=4)
+    got, want = table.with_delta(delta, sources), FactTable.from_export(after, sources)
+    assert got.attribute_names == want.attribute_names and got.attribute_kinds == want.attribute_kinds
+    np.testing.assert_array_equal(got.keys, want.keys)
+    np.testing.assert_allclose(got.strength, want.strength)
+    np.testing.assert_array_equal(got.source, want.source)
+    np.testing.assert_array_equal(got.liked_from, want.liked_from)
+    np.testing.assert_array_equal(got.liked_with, want.liked_with)
+    assert len(table.attribute_names) == 5  # the table it came from is unchanged

@@ -36,7 +36,7 @@ class Reason:
     weight: float  # contribution to the score against the list's average
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fact": self.fact, "weight": round(self.weight, 3)}
+        return {"fact": self.fact, "weight": round(float(self.weight), 3)}
 
     def __str__(self) -> str:
         return f"{self.fact} ({self.weight:+.2f})"

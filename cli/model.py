@@ -81,7 +81,8 @@ def train(
 def evaluate(
     out: Annotated[Path, typer.Option("--out", help="Folder for recall.json, recall.md, recall.png")] = Path("out/eval"),
     models: Annotated[str, typer.Option(help="Comma-separated models to report.")] = (
-        "image_only,tirg,composeae,oracle,graph_catalog,graph_predicted"),
+        "image_only,tirg,composeae,oracle,graph_catalog,graph_predicted,two_stage_catalog,two_stage_predicted,"
+        "two_stage_catalog_embedding_only,two_stage_catalog_facts_only"),
     epochs: Epochs = None, seed: Seed = None, config_file: ConfigFile = None,
     per_group: Annotated[int | None, typer.Option(help="Balanced set cap (default: the config's).")] = None,
     paraphrases: Annotated[bool, typer.Option("--paraphrases", help=(

@@ -165,7 +165,10 @@ def update_image_features(published: PublishedEngine, export: GraphExport, ws: W
         if stored is None:
             todo.append(r)
         elif check_all or r.id in recheck_ids:
-            if content_key(r.image_path) != stored or not stored:
+            key = content_key(r.image_path)
+            if key is None and not stored:
+                continue  # features given without a file to check them by (generated catalogs): kept
+            if key != stored or not stored:
                 todo.append(r)
                 stale.append(r.id)
     computed: dict[str, tuple[np.ndarray, str]] = {}

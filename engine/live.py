@@ -205,12 +205,16 @@ class LiveEngine:
 
         if changed["image_count"] != self._known_images(self.published.base):
             return True
-        bundle = self.engine.bundle
+        bundle, features = self.engine.bundle, self.published.image_features
         unindexed = list(self.published.manifest.unindexed)
-        paths = image_paths(driver, [i for i in changed["Image"] if i in bundle.image_row] + unindexed)
-        if any(paths.get(i, "") != bundle.image_paths[bundle.image_row[i]]
-               for i in changed["Image"] if i in bundle.image_row):
-            return True
+        indexed = [i for i in changed["Image"] if i in bundle.image_row]
+        paths = image_paths(driver, indexed + unindexed)
+        for i in indexed:
+            if paths.get(i, "") != bundle.image_paths[bundle.image_row[i]]:
+                return True  # a new path
+            stored = features.key(i)
+            if stored and content_key(paths.get(i, "")) != stored:
+                return True  # new bytes under the same path (or the file is gone): featurise it again
         return any(content_key(paths[i]) is not None for i in unindexed if i in paths)
 
     def _features_found(self, export) -> bool:

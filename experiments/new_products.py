@@ -105,13 +105,14 @@ def _roles(export) -> dict[str, CaptionRoles]:
 
 
 def _engine_ranked(searcher: Any, g: GraphTensors, qs: QuerySet, texts: dict[str, str],
-                   roles: dict[str, CaptionRoles], k: int) -> torch.Tensor:
-    """[q, k] gallery rows ranked by the published engine (FAISS over its whole index)."""
+                   roles: dict[str, CaptionRoles], k: int, rerank: bool = False) -> torch.Tensor:
+    """[q, k] gallery rows ranked by the published engine (FAISS over its whole index; ``rerank``: then its
+    second stage, as `tailor query` answers)."""
     row = g.index["Image"]
     out = []
     for n, caption_id in enumerate(qs.ids):
         candidate = g.ids["Image"][int(qs.candidate[n])]
-        hits = searcher.search(candidate, texts[caption_id], k, roles=roles.get(caption_id)).hits
+        hits = searcher.search(candidate, texts[caption_id], k, roles=roles.get(caption_id), rerank=rerank).hits
         if len(hits) < k:
             raise DataError(f"the index answered {len(hits)} results, fewer than {k}: too small a gallery")
         out.append([row[i] for i, _ in hits])
@@ -202,6 +203,9 @@ def run_new_products(driver: Driver, ws: Workspace, catalog: Path, split_file: P
             report.recall[set_name] = {}
             ranked = _engine_ranked(searcher, g, qs, texts, roles, k)
             report.recall[set_name]["inductive (published engine)"] = recall_at_k(ranked, qs.target, g.image_title)
+            if searcher.second_stage is not None:  # what `tailor query` answers: the same, re-ranked by the facts
+                ranked = _engine_ranked(searcher, g, qs, texts, roles, k, rerank=True)
+                report.recall[set_name]["inductive + second stage"] = recall_at_k(ranked, qs.target, g.image_title)
             for name, score in scorers.items():
                 report.recall[set_name][name] = recall_at_k(rank_queries(score, qs, rows, k), qs.target,
                                                             g.image_title)

@@ -206,12 +206,16 @@ class GraphTensors:
             new_src.append((cap if forward else attr)[ok])
             new_dst.append((attr if forward else cap)[ok])
             new_type.append(types[ok])
+        edge_weight = None
+        if self.edge_weight is not None:  # the new MENTIONS weigh 1, like the ones they replace
+            added = sum(len(t) for t in new_type[1:])
+            edge_weight = torch.cat([self.edge_weight[keep], torch.ones(added, dtype=self.edge_weight.dtype)])
         caption_features = self.features["Caption"].clone()
         caption_features[rows] = features.to(caption_features.dtype)
         return dataclasses.replace(
             self, features={**self.features, "Caption": caption_features},
             edge_index=torch.stack([torch.cat(new_src), torch.cat(new_dst)]), edge_type=torch.cat(new_type),
-            _adjacency=None,
+            edge_weight=edge_weight, _adjacency=None,
         )
 
 

@@ -78,6 +78,11 @@ def train_retriever(
     if config.sampler == "neighbour":
         from gnn.training.sampled import train_sampled
 
+        if g.edge_weight is not None:
+            raise ValueError("the neighbour sampler passes unweighted messages, and this graph weighs its "
+                             "predicted edges: train it full-graph (train.sampler \"full\") or with "
+                             "graph.edge_weights false")
+
         return train_sampled(model, g, config, on_epoch, extra, extra_per_batch, start_phase)
     if config.sampler != "full":
         raise ValueError(f"unknown train.sampler {config.sampler!r} (full | neighbour)")

@@ -175,7 +175,8 @@ def test_a_changed_product_gets_its_new_title_attributes_photo_and_embedding(sho
     s = session(shop)
     try:
         out = s.sync()
-        assert out["refresh"] == "incremental" and out["catalog"]["features_recomputed"] == 1
+        # A catalog change reads the base graph whole (the default local refresh keeps no export of it).
+        assert out["refresh"] == "full" and out["catalog"]["features_recomputed"] == 1
         assert out["catalog"]["features_computed"] == 1  # only the changed photo
         assert not np.allclose(s.engine.index.vector("101"), before_vector, atol=1e-4)
         titles = {r["id"]: r["title"] for r in s.query("100", "replace red with blue", len(s.engine.index))["results"]}
@@ -204,7 +205,7 @@ def test_retired_products_leave_neo4j_faiss_the_features_and_every_answer(shop) 
     s = session(shop)
     try:
         out = s.sync()
-        assert out["refresh"] == "incremental"
+        assert out["refresh"] == "full"  # products retired: the base graph is read whole
         assert sorted(out["catalog"]["removed_image_ids"]) == sorted(gone)
         assert out["catalog"]["features_dropped"] == 3
         assert not set(gone) & set(s.engine.index.row_of)

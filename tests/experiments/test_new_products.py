@@ -68,7 +68,8 @@ def test_the_command_trains_without_them_adds_them_and_reports(empty_graph, neo4
     assert report["held_out"]["products"] > 0 and report["timing"]["products"] == report["held_out"]["products"]
     assert report["checks"]["new products not indexed"] == []
     models = report["recall"]["new products: all"]
-    assert set(models) == {"inductive (published engine)", "inductive (tensors)", "retrained with them", "image only"}
+    assert set(models) == {"inductive (published engine)", "inductive + second stage", "inductive (tensors)",
+                           "retrained with them", "image only"}
     # The published engine answers what the same weights give over the tensors (FAISS is exact; only a tie
     # at rank 10 may break the other way).
     one_query = 100 / report["counts"]["new products: all"]

@@ -42,7 +42,7 @@ console = Console(width=120)  # wide enough for the Table 5 columns when piped
 
 def synthetic_data(n: int = 6000, dim: int = 256, seed: int = 0):
     """Seven kinds like myntra's, one value per image each; features = centroid sum + noise."""
-    from cli.attributes import AttributeData
+    from engine.attributes import AttributeData
 
     rng = np.random.default_rng(seed)
     kinds = {
@@ -83,9 +83,12 @@ def main() -> None:
         data = synthetic_data()
         source = "synthetic"
     else:
-        from cli.attributes import input_features, read_attribute_data
+        from cli.db import connect
+        from engine.attributes import input_features, read_attribute_data
+        from engine.workspace import Workspace
 
-        data = read_attribute_data(None, None, None, "efficientnet-lite0", pixel_colour=not args.cnn_only)
+        with connect(None, None, None) as driver:
+            data = read_attribute_data(driver, Workspace.default(), "efficientnet-lite0", not args.cnn_only)
         data.features, _ = input_features(data, not args.cnn_only)
         source = "graph"
     count = {s: data.splits.count(s) for s in ("train", "val", "test")}

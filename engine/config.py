@@ -3,12 +3,12 @@ are in :mod:`gnn.config`)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from readers.datasets import myntra_catalog
+from readers.files import read_json_object
 
 
 @dataclass
@@ -67,14 +67,7 @@ class ServeConfig:
     def from_file(cls, path: Path | None = None, **settings: Any) -> ServeConfig:
         """Defaults, then a JSON file's overrides (``{"max_k": 50, ...}``), then ``settings`` (None leaves a
         value). Errors name the file and the field. The token is never read from a file."""
-        overrides: dict[str, Any] = {}
-        if path is not None:
-            try:
-                overrides = json.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{path}: {exc}") from exc
-            if not isinstance(overrides, dict):
-                raise ValueError(f"{path}: expected a JSON object of ServeConfig fields")
+        overrides: dict[str, Any] = read_json_object(path, "ServeConfig fields") if path is not None else {}
         known = {f.name: f for f in fields(cls)}
         for name, value in overrides.items():
             if name not in known or name in _NOT_FROM_FILE:

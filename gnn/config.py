@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from readers.files import read_json_object
 from readers.graph_records import INTERACTION_TYPES, NODE_KINDS
 
 __all__ = [
@@ -244,12 +244,7 @@ class ExperimentConfig:
     def from_file(cls, path: Path | None = None, **train: Any) -> ExperimentConfig:
         """Defaults, then the JSON file's overrides, then ``train`` fields (``epochs=``, ``seed=``; None
         leaves the value). Errors name the file."""
-        overrides: dict[str, Any] = {}
-        if path is not None:
-            try:
-                overrides = json.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{path}: {exc}") from exc
+        overrides: dict[str, Any] = read_json_object(path, "config sections") if path is not None else {}
         try:
             config = cls.from_overrides(overrides)
         except (ValueError, TypeError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -60,3 +61,14 @@ def atomic_write_json(path: str | os.PathLike, obj: object, **dump: Any) -> Path
 
     dump = {"indent": 2, "sort_keys": True, **dump}
     return atomic_write(path, json.dumps(obj, **dump) + "\n")
+
+
+def read_json_object(path: Path | str, what: str = "settings") -> dict[str, Any]:
+    """A JSON file holding one object (a config's overrides); errors name the file."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object of {what}")
+    return value

@@ -523,14 +523,14 @@ def _interact(run: SizeRun, ws, probes: list[tuple[str, str]], driver, watch, lo
             for k, v in out["seconds"].items():
                 parts.setdefault(f"like: {k}", []).append(v)
             save_s.append(session.live.flush())
-            with session.lock:
-                before = [i for i, _ in engine.search(candidate, text, 10).hits]
+            # The engine as it is now (a full sync swaps in a new one); its search holds off a local
+            # refresh by itself (QueryEngine.guard).
+            before = [i for i, _ in session.engine.search(candidate, text, 10).hits]
             tag = rng.choice(TAGS)
             tick = time.perf_counter()
             tag_image(driver, candidate, tag, who=WHO, phrase=f"that one is {tag}")
             synced = session.sync()
-            with session.lock:
-                after = [i for i, _ in engine.search(candidate, text, 10).hits]
+            after = [i for i, _ in session.engine.search(candidate, text, 10).hits]
             tag_s.append(time.perf_counter() - tick)
             changed["tag"] += after != before
             for k, v in synced["seconds"].items():
@@ -542,6 +542,7 @@ def _interact(run: SizeRun, ws, probes: list[tuple[str, str]], driver, watch, lo
         log(f"{run.n:,}: like p50 {entry['like']['p50_ms']} ms p95 {entry['like']['p95_ms']} ms; tag p50 "
             f"{entry['tag']['p50_ms']} ms p95 {entry['tag']['p95_ms']} ms; save afterwards p50 "
             f"{entry['save_afterwards']['p50_ms']} ms; changed {changed}")
+        engine = session.engine  # the one the interactions left (a full sync would have swapped it)
         session.close()
         published = session.live.published
         live = {"final": engine.bundle.image_layers[-1].clone(), "row": engine.bundle.image_row,

@@ -10,7 +10,6 @@ whole graph (captions that only listen change no other node).
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 
@@ -56,7 +55,7 @@ def train_sampled(
     process ``rank`` takes every ``world``-th batch and samples with its own random stream, and
     ``sync_gradients(model)`` averages the gradients across them before each step, so every process takes
     the same step. Validation is deterministic, so every process reaches the same early-stopping decision."""
-    from gnn.training.train import EpochLog, TrainResult, seed_everything
+    from gnn.training.train import EarlyStopping, EpochLog, TrainResult, seed_everything
 
     layers = len(getattr(getattr(model, "encoder", None), "convs", ()))
     if layers and len(config.fanouts) != layers:
@@ -69,7 +68,8 @@ def train_sampled(
     train_probe = train.with_targets(config.max_val_queries, config.seed + 1)
     probe_graph, probes = restricted_queries(g, [train_probe] + ([val] if val is not None else []))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    result, best_state, stale = TrainResult(), None, 0
+    result = TrainResult()
+    stopping = EarlyStopping(result, config.patience)
     steps = (len(train) + config.batch_size - 1) // config.batch_size
     mine = [b for b in range(steps) if b % world == rank]
     mine = mine[: (steps // world) or len(mine)]  # every process takes as many steps (they step together)
@@ -120,16 +120,9 @@ def train_sampled(
         result.history.append(log)
         if on_epoch:
             on_epoch(log)
-        if log.val_score > result.best_val_score:
-            result.best_epoch, result.best_val_id_r10 = epoch, log.val_id_r10
-            result.best_val_score = log.val_score
-            best_state, stale = copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                advance((config.epochs - epoch) * steps)
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if stopping.step(log, model):
+            advance((config.epochs - epoch) * steps)  # the bar ends where training did
+            break
+    stopping.restore(model)
     model.eval()
     return result

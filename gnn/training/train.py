@@ -52,6 +52,30 @@ class TrainResult:
         return float(np.median([h.seconds for h in self.history])) if self.history else 0.0
 
 
+class EarlyStopping:
+    """Keeps the weights of the epoch with the best validation score (into ``result``) and says when
+    ``patience`` epochs have passed without a better one."""
+
+    def __init__(self, result: TrainResult, patience: int):
+        self.result, self.patience, self.stale = result, patience, 0
+        self.best_state: dict | None = None
+
+    def step(self, log: EpochLog, model: nn.Module) -> bool:
+        """After an epoch: True when training should stop."""
+        if log.val_score > self.result.best_val_score:
+            self.result.best_epoch, self.result.best_val_id_r10 = log.epoch, log.val_id_r10
+            self.result.best_val_score = log.val_score
+            self.best_state, self.stale = copy.deepcopy(model.state_dict()), 0
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        """The best epoch's weights back into ``model``."""
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
@@ -91,7 +115,8 @@ def train_retriever(
     val = g.queries["val"].with_targets(config.max_val_queries, config.seed) if "val" in g.queries else None
     train_probe = train.with_targets(config.max_val_queries, config.seed + 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    result, best_state, stale = TrainResult(), None, 0
+    result = TrainResult()
+    stopping = EarlyStopping(result, config.patience)
     steps = (len(train) + config.batch_size - 1) // config.batch_size
 
     advance = start_phase(f"training {getattr(model, 'name', 'model')}", config.epochs * steps) if start_phase \
@@ -145,16 +170,9 @@ def train_retriever(
         result.history.append(log)
         if on_epoch:
             on_epoch(log)
-        if log.val_score > result.best_val_score:
-            result.best_epoch, result.best_val_id_r10 = epoch, log.val_id_r10
-            result.best_val_score = log.val_score
-            best_state, stale = copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                advance((config.epochs - epoch) * steps)  # the bar ends where training did
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if stopping.step(log, model):
+            advance((config.epochs - epoch) * steps)  # the bar ends where training did
+            break
+    stopping.restore(model)
     model.eval()
     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -226,6 +227,18 @@ def as_features(values) -> Tensor | FeatureRows:
     return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32)
 
 
+def _node_offsets(ids: dict[str, list], features: dict[str, Any]) -> tuple[dict[str, int], int]:
+    """Where each kind's nodes start in the one node numbering (images, captions, attributes), and the
+    total; every kind must have one feature row per node."""
+    offsets, total = {}, 0
+    for kind in NODE_KINDS:
+        if features[kind].shape[0] != len(ids[kind]):
+            raise ValueError(f"{kind}: {features[kind].shape[0]} feature rows for {len(ids[kind])} nodes")
+        offsets[kind] = total
+        total += len(ids[kind])
+    return offsets, total
+
+
 def _relation_of(name: str, config: GraphConfig) -> str:
     if name.startswith("MENTIONS:") and not config.caption_roles:
         return "MENTIONS:any"
@@ -248,14 +261,8 @@ def build_graph_tensors(
         "Caption": [r.id for r in export.captions],
         "Attribute": list(export.attributes),
     }
-    for kind in NODE_KINDS:
-        if features[kind].shape[0] != len(ids[kind]):
-            raise ValueError(f"{kind}: {features[kind].shape[0]} feature rows for {len(ids[kind])} nodes")
+    offsets, total = _node_offsets(ids, features)
     index = {kind: {node_id: i for i, node_id in enumerate(ids[kind])} for kind in NODE_KINDS}
-    offsets, total = {}, 0
-    for kind in NODE_KINDS:
-        offsets[kind] = total
-        total += len(ids[kind])
 
     relations = relation_vocabulary(config)
     rel_id = {r: i for i, r in enumerate(relations)}
@@ -311,13 +318,7 @@ def build_graph_tensors_from_columns(columns: GraphColumns, features: dict, conf
     """:func:`build_graph_tensors` for a graph read as columns (the same tensors, edges grouped by
     relation): vectorised per relation, for graphs of millions of edges."""
     ids = {"Image": columns.image_ids, "Caption": columns.caption_ids, "Attribute": list(columns.attributes)}
-    for kind in NODE_KINDS:
-        if features[kind].shape[0] != len(ids[kind]):
-            raise ValueError(f"{kind}: {features[kind].shape[0]} feature rows for {len(ids[kind])} nodes")
-    offsets, total = {}, 0
-    for kind in NODE_KINDS:
-        offsets[kind] = total
-        total += len(ids[kind])
+    offsets, total = _node_offsets(ids, features)
     relations = relation_vocabulary(config)
     rel_id = {r: i for i, r in enumerate(relations)}
     forward, backward = [], []

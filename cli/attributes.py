@@ -133,16 +133,18 @@ def train(
     with connect(uri, user, data_dir) as driver, engine_errors(), phases() as start:
         data = read_attribute_data(driver, ws, image_encoder, pixel_colour or compare, console.print, start)
     with engine_errors(), console.status("training the attribute classifier ..."):
-        model, result = train_attributes(data, config, path, compare, on_epoch=log)
+        model, runs = train_attributes(data, config, path, compare, on_epoch=log)
     d = model.meta["data"]
     console.print(
         f"trained on {d['train']:,} train images ({d['val']:,} val for early stopping and calibration), "
         f"{d['units']} attribute values in {len(model.vocab)} kinds, input {' + '.join(n for n, _ in model.inputs)}; "
         f"best epoch {model.meta['best_epoch']} -> {path}"
     )
-    from experiments.attributes import report_markdown, write_attribute_report
+    from experiments.attributes import attribute_report, report_markdown, write_attribute_report
+    from gnn.config import PREDICTED_EDGE_THRESHOLDS
 
-    names = ["CNN only, uncalibrated", "this predictor"] if compare else ["this predictor"]
+    result = attribute_report(runs, data.splits, data.labels, data.names, PREDICTED_EDGE_THRESHOLDS)
+    names = [name for name, _, _ in runs]
     for name in names:
         console.print(accuracy_table(f"{name}: accuracy on held-out (test-split) images",
                                      result.accuracy_rows(name)))

@@ -92,13 +92,12 @@ def input_features(data: AttributeData, pixel_colour: bool) -> tuple[np.ndarray,
 
 
 def train_attributes(data: AttributeData, config: Any, checkpoint: Path, compare: bool = False,
-                     on_epoch: Callable[[Any], None] | None = None) -> tuple[Any, Any]:
-    """Fit the predictor (``config``: a :class:`gnn.config.AttributeConfig`), save it to ``checkpoint`` and
-    evaluate it on the test split; with ``compare`` also the CNN-only, uncalibrated predictor it replaced.
-    Returns the model and the report (:class:`experiments.attributes` rows, thresholds, reliability)."""
+                     on_epoch: Callable[[Any], None] | None = None) -> tuple[Any, list[tuple[str, Any, np.ndarray]]]:
+    """Fit the predictor (``config``: a :class:`gnn.config.AttributeConfig`) and save it to ``checkpoint``;
+    with ``compare`` also the CNN-only, uncalibrated predictor it replaced. Returns the model and the runs to
+    report, ``(name, model, its input features)``, the new predictor last (see ``experiments.attributes``)."""
     import dataclasses
 
-    from experiments.attributes import attribute_report
     from gnn.attributes.predictor import fit_attributes
 
     features, inputs = input_features(data, config.pixel_colour)
@@ -113,7 +112,7 @@ def train_attributes(data: AttributeData, config: Any, checkpoint: Path, compare
         old_features, old_inputs = input_features(data, False)
         runs.insert(0, ("CNN only, uncalibrated",
                         fit_attributes(old_features, data.splits, data.labels, old, inputs=old_inputs), old_features))
-    return model, attribute_report(runs, data.splits, data.labels, data.names, PREDICTED_EDGE_THRESHOLDS)
+    return model, runs
 
 
 @dataclass

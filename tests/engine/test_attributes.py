@@ -41,8 +41,11 @@ def test_the_input_is_the_cnn_part_alone_or_both() -> None:
 def test_training_saves_the_model_and_reports_both_predictors(tmp_path) -> None:
     data = _data()
     config = AttributeConfig(epochs=200, seed=0)
-    model, report = train_attributes(data, config, tmp_path / "attributes.pt", compare=True)
-    assert (tmp_path / "attributes.pt").exists()
+    from experiments.attributes import attribute_report
+
+    model, runs = train_attributes(data, config, tmp_path / "attributes.pt", compare=True)
+    assert (tmp_path / "attributes.pt").exists() and [n for n, _, _ in runs][-1] == "this predictor"
+    report = attribute_report(runs, data.splits, data.labels, data.names, (0.5,))
     rows = {r.kind: r for r in report.accuracy_rows("this predictor")}
     assert rows["colour"].accuracy > 0.9 and rows["article_type"].accuracy > 0.9
     assert {r.kind for r in report.accuracy_rows("CNN only, uncalibrated")} == {"colour", "article_type"}

@@ -74,7 +74,7 @@ def _worker(rank: int, world: int, port: int, make_model: Callable[[], nn.Module
 def train_distributed(make_model: Callable[[], nn.Module], g: GraphTensors, config: TrainConfig, world: int = 2,
                       extra: QuerySet | None = None, extra_per_batch: int = 0) -> tuple[dict, Any, list[float]]:
     """Train ``make_model()`` on ``g`` in ``world`` processes (gloo, this machine). Returns rank 0's
-    weights, its :class:`~gnn.training.train.TrainResult` and every process's parameter checksum (equal
+    weights, its :class:`~gnn.training.loop.TrainResult` and every process's parameter checksum (equal
     when the copies stayed in step). ``make_model`` must be picklable (a module-level function)."""
     if config.sampler != "neighbour":
         raise ValueError("distributed training runs the sampled trainer: set train.sampler = 'neighbour'")

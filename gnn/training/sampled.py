@@ -22,6 +22,7 @@ from gnn.data.graph import GraphTensors, QuerySet
 from gnn.data.sampling import NeighbourSampler
 from gnn.nn.losses import link_prediction_loss
 from gnn.training.evaluation import evaluate, retriever_scorer
+from gnn.training.loop import EarlyStopping, EpochLog, TrainResult, seed_everything
 from readers.progress import StartPhase
 
 
@@ -55,7 +56,6 @@ def train_sampled(
     process ``rank`` takes every ``world``-th batch and samples with its own random stream, and
     ``sync_gradients(model)`` averages the gradients across them before each step, so every process takes
     the same step. Validation is deterministic, so every process reaches the same early-stopping decision."""
-    from gnn.training.train import EarlyStopping, EpochLog, TrainResult, seed_everything
 
     layers = len(getattr(getattr(model, "encoder", None), "convs", ()))
     if layers and len(config.fanouts) != layers:

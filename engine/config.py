@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from gnn.config import EXCLUSIVE_KINDS
 from readers.datasets import myntra_catalog
 from readers.files import read_json_object
 
@@ -94,5 +95,4 @@ class PageConfig:
     explain_nodes: int = 40  # nodes drawn in an explanation (the rest are counted, not drawn)
     # Attribute kinds a product has one value of: a step that adds one replaces an earlier step's value of
     # that kind ("in black" then "in red" asks for red) instead of asking for both.
-    exclusive_kinds: tuple[str, ...] = ("colour", "article_type", "sub_category", "master_category", "gender",
-                                        "usage", "season")
+    exclusive_kinds: tuple[str, ...] = EXCLUSIVE_KINDS

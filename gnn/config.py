@@ -16,6 +16,9 @@ __all__ = [
 
 
 # Confidence thresholds at which predicted-attribute edges are counted (the paper's Table 5 rows).
+# Attribute kinds a product has one value of: a query that adds a value of one of them replaces the
+# candidate's ("in black" on a pink shirt asks for black instead of pink, not for both).
+EXCLUSIVE_KINDS = ("colour", "article_type", "sub_category", "master_category", "gender", "usage", "season")
 PREDICTED_EDGE_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
@@ -163,6 +166,7 @@ class RankerConfig:
     for early stopping). Saved with the ranker and the engine that uses it."""
 
     enabled: bool = True  # off: answers are stage one's order (the embedding ranking)
+    exclusive_kinds: tuple[str, ...] = EXCLUSIVE_KINDS  # an added value of these replaces the candidate's
     candidates: int = 200  # stage one's list the second stage re-orders (never drops: it is soft)
     groups: tuple[str, ...] = ("embedding", "facts", "interactions")  # feature groups (the ablation)
     attribute_sources: tuple[str, ...] | None = None  # HAS_ATTRIBUTE sources read as facts; None: the model's

@@ -317,6 +317,9 @@ def _train_publish_search_interact(run: SizeRun, template, driver, watch: Memory
         truth = ColumnTruth(columns)
     res["export"].update({"edges": columns.num_edges, "read_seconds": round(columns.seconds, 2)})
     log(f"{run.n:,}: graph read back as columns in {columns.seconds:.1f} s ({columns.num_edges:,} edges)")
+    if list(g.ids["Image"]) != columns.image_ids:
+        raise RuntimeError("the graph tensors' images are not the exported ones in order")
+    image_paths = columns.image_paths  # the bundle's, as the database holds them (interned: ~9k strings)
     del columns
     gc.collect()
     trained = {}
@@ -337,7 +340,7 @@ def _train_publish_search_interact(run: SizeRun, template, driver, watch: Memory
         trained[sampler] = fitted
         gc.collect()
     fitted = trained["neighbour"]
-    ws = _publish(run, fitted, g, texts, driver, watch, log)
+    ws = _publish(run, fitted, g, image_paths, texts, driver, watch, log)
     test = g.queries["test"].with_targets(run.queries, run.seed)
     asked = [(g.ids["Caption"][int(c)], g.ids["Image"][int(a)]) for c, a in zip(test.caption, test.candidate, strict=True)]
     del trained, fitted, g, truth, features
@@ -354,9 +357,11 @@ def _caption_texts(driver, ids: list[str]) -> dict[str, str]:
     return {r["id"]: r["t"] for r in records}
 
 
-def _publish(run: SizeRun, fitted, g, texts, driver, watch, log):
+def _publish(run: SizeRun, fitted, g, image_paths: list[str], texts, driver, watch, log):
     """The engine generation the session will load: what ``tailor train`` publishes, with the local
-    refresh's state built in the same pass (so the first like is already local)."""
+    refresh's state built in the same pass (so the first like is already local). ``image_paths``: the
+    images' paths as the database holds them; a bundle path that differs from the database's is a catalog
+    change to the live engine (a new photo), which takes the full path."""
     import dataclasses
 
     from engine.live import SAFETY_MARGIN
@@ -379,7 +384,7 @@ def _publish(run: SizeRun, fitted, g, texts, driver, watch, log):
         marker = server_time(driver) - SAFETY_MARGIN
         tick = time.perf_counter()
         sub, layers = encode_base(fitted.model, g, getattr(torch, run.layer_dtype))
-        bundle = bundle_from_layers(sub, layers, checkpoint.version, [""] * len(sub.ids["Image"]))
+        bundle = bundle_from_layers(sub, layers, checkpoint.version, image_paths)
         entry["bundle_seconds"] = round(time.perf_counter() - tick, 2)
         tick = time.perf_counter()
         local = LocalState.build(sub, layers, checkpoint.config.graph, retrieval.hub_degree, retrieval.hub_tolerance)

@@ -281,15 +281,25 @@ class QueryFacts:
 
     @classmethod
     def of(cls, facts: FactTable, candidate: str, added: Iterable[str] = (), removed: Iterable[str] = (),
-           mentioned: Iterable[str] = (), liked: Iterable[str] = ()) -> QueryFacts:
-        """From ids and attribute names; names the graph does not know are left out (no fact can hold)."""
+           mentioned: Iterable[str] = (), liked: Iterable[str] = (), exclusive_kinds: Iterable[str] = ()
+           ) -> QueryFacts:
+        """From ids and attribute names; names the graph does not know are left out (no fact can hold). A
+        value added of one of ``exclusive_kinds`` replaces the candidate's values of that kind: they count
+        as removed ("in black" on a pink shirt removes pink), as "replace pink with black" would say."""
         def rows(names: Iterable[str]) -> list[int]:
             return list(dict.fromkeys(facts.attribute_row[a] for a in names if a in facts.attribute_row))
 
         added_rows = rows(added)
         removed_rows = [a for a in rows(removed) if a not in added_rows]
+        candidate_row = facts.image_row.get(candidate)
+        exclusive = set(exclusive_kinds)
+        replaced = {facts.kind(a) for a in added_rows} & exclusive
+        if replaced and candidate_row is not None:
+            own, _, _ = facts.facts_of(candidate_row)
+            removed_rows += [a for a in own.tolist() if facts.kind(a) in replaced
+                             and a not in added_rows and a not in removed_rows]
         taken = set(added_rows) | set(removed_rows)
-        return cls(facts.image_row.get(candidate), added_rows, removed_rows,
+        return cls(candidate_row, added_rows, removed_rows,
                    [a for a in rows(mentioned) if a not in taken],
                    {facts.image_row[i] for i in liked if i in facts.image_row})
 

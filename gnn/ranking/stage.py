@@ -84,7 +84,8 @@ class SecondStage:
                k: int | None = None) -> Reranked:
         """``hits`` (stage one's, best first) re-ordered by the ranker; the first ``k`` (default: all) of
         the new order are returned, with their reasons."""
-        query = QueryFacts.of(self.facts, candidate, added, removed, mentioned, liked)
+        query = QueryFacts.of(self.facts, candidate, added, removed, mentioned, liked,
+                              exclusive_kinds=self.ranker.config.exclusive_kinds)
         ids = [h for h, _ in hits]
         results = np.array([self.facts.image_row.get(i, -1) for i in ids], dtype=np.int64)
         scores = np.array([s for _, s in hits], dtype=np.float32)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,14 +62,14 @@ def stage_one(score_fn: ScoreFn, qs: QuerySet, rows: Tensor, n: int, batch: int 
 
 
 def query_facts(facts: FactTable, g: GraphTensors, qs: QuerySet, roles: RolesMap,
-                liked: Mapping[int, set[int]] | None = None) -> list[QueryFacts]:
+                liked: Mapping[int, set[int]] | None = None, exclusive_kinds: Sequence[str] = ()) -> list[QueryFacts]:
     """Each query of ``qs`` as the second stage sees it (roles from the graph's MENTIONS edges)."""
     images, captions = g.ids["Image"], g.ids["Caption"]
     out = []
     for i, (cand, cap) in enumerate(zip(qs.candidate.tolist(), qs.caption.tolist(), strict=True)):
         r = roles.get(captions[cap], {})
         q = QueryFacts.of(facts, images[cand], sorted(r.get("added", ())), sorted(r.get("removed", ())),
-                          sorted(r.get("mentioned", ())))
+                          sorted(r.get("mentioned", ())), exclusive_kinds=exclusive_kinds)
         if liked and i in liked:
             q.liked = {facts.image_row[images[j]] for j in liked[i] if images[j] in facts.image_row}
         out.append(q)
@@ -184,7 +184,7 @@ def prepare_lists(ranker: LinearRanker, facts: FactTable, g: GraphTensors, score
                   split: str, roles: RolesMap, liked: Mapping[int, set[int]] | None = None) -> ResultLists:
     """Stage one over the ``split`` gallery and the lists' features."""
     lists = stage_one(score_fn, qs, gallery_rows(g, split), ranker.config.candidates)
-    queries = query_facts(facts, g, qs, roles, liked)
+    queries = query_facts(facts, g, qs, roles, liked, ranker.config.exclusive_kinds)
     lists.features = featurise_lists(ranker, facts, g, lists, queries, qs.candidate)
     return lists
 
@@ -302,5 +302,6 @@ def two_stage_ranked(ranker: LinearRanker, facts: FactTable, g: GraphTensors, sc
         shuffle = torch.argsort(torch.rand(lists.ranked.shape, generator=torch.Generator().manual_seed(0)), dim=1)
         lists.ranked = torch.gather(lists.ranked, 1, shuffle)
         lists.scores = torch.gather(lists.scores, 1, shuffle)
-    lists.features = featurise_lists(ranker, facts, g, lists, query_facts(facts, g, qs, roles), qs.candidate)
+    lists.features = featurise_lists(ranker, facts, g, lists, query_facts(facts, g, qs, roles, exclusive_kinds=ranker.config.exclusive_kinds),
+                                     qs.candidate)
     return rerank(ranker, lists)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gnn.ranking.facts import OTHER_KIND, FactTable, QueryFacts, feature_names, list_features
+from gnn.ranking.facts import OTHER_KIND, FactTable, QueryFacts, feature_names, kept_attributes, list_features
 from readers.graph_records import GraphExport, ImageRow, TypedEdge
 
 
@@ -100,3 +100,15 @@ def test_a_delta_gives_the_facts_a_whole_export_would() -> None:
     np.testing.assert_array_equal(got.liked_from, want.liked_from)
     np.testing.assert_array_equal(got.liked_with, want.liked_with)
     assert len(table.attribute_names) == 5  # the table it came from is unchanged
+
+
+def test_an_added_value_of_a_kind_with_one_value_replaces_the_candidates() -> None:
+    facts = FactTable.from_export(_export(), ("catalog",))
+    row = facts.attribute_row
+    # "in blue" on the red shirt "a": red is replaced, as "replace red with blue" says; the shirt is kept.
+    query = QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=("colour", "article_type"))
+    assert query.added == [row["blue"]] and query.removed == [row["red"]]
+    kept = {a for pairs in kept_attributes(facts, query, facts.kinds).values() for a, _ in pairs}
+    assert row["red"] not in kept and row["shirt"] in kept
+    # A kind a product can have several values of is not replaced.
+    assert QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=()).removed == []

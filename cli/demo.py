@@ -30,7 +30,7 @@ def run_demo(demo: DemoConfig | None = None) -> None:
                          "TAILOR_DATASETS points elsewhere)")
     ws = Workspace.default()
     console.rule(f"tailor demo: {demo.limit:,} products of {demo.catalog.parent.name}")
-    config = ExperimentConfig.from_file(None, epochs=demo.epochs, seed=demo.seed)
+    config = ExperimentConfig.from_file(None, epochs=demo.epochs, seed=demo.seed, patience=demo.patience)
     with connect() as driver, engine_errors():
         with phases() as start:
             summary = load_catalog(driver, demo.catalog, ws.split_file(demo.catalog, demo.limit), limit=demo.limit,

@@ -129,7 +129,7 @@ class LiveEngine:
         incremental too (:mod:`engine.catalog`: their image features are computed, or dropped, here).
         Hand-written Cypher that does not set ``updated_at`` is seen only by a full sync.
         """
-        from engine.catalog import catalog_changes, indexable, update_image_features
+        from engine.catalog import catalog_changes, content_key, indexable, update_image_features
         from gnn.retrieval.refresh import refresh_local
         from graphdb.export import export_base, read_base_delta, server_time, update_base
         from graphdb.interactions import changed_nodes
@@ -152,6 +152,7 @@ class LiveEngine:
             if base.local is not None and not self._catalog_changed(driver, changed):
                 # only what is within the model's reach of the change
                 delta = read_base_delta(driver, changed["Image"], changed["Caption"], base.local.caption_nodes)
+                delta.image_count -= len(self.published.manifest.unindexed)  # the images the engine indexes
                 seconds["read changes"] = time.perf_counter() - tick
                 local = refresh_local(self.engine, base.local, delta)
                 if local is not None:
@@ -182,6 +183,8 @@ class LiveEngine:
             self.published.base = BaseGraph(export, self._earlier(until))
         self.published.rewrite = True
         self.published.manifest.unindexed = dict(features.missing)
+        paths = {r.id: r.image_path for r in export.images if r.id in features.missing}
+        self.published.manifest.unindexed_keys = {i: content_key(paths.get(i, "")) or "" for i in features.missing}
         catalog = catalog_changes(before, report, features)
         self._last = SyncReport(mode, len(report.changed_images), report.new_attributes, seconds,
                                 repaired=repaired, catalog=catalog)
@@ -199,7 +202,8 @@ class LiveEngine:
 
     def _catalog_changed(self, driver: Driver, changed: dict) -> bool:
         """Whether a local-mode sync must take the catalog's (full) path: products added or retired, a
-        changed image's path moved, or an image without features whose file may have been put right."""
+        changed image's path or bytes moved, or the file of an image without features changed (a photo put
+        right; a file that stays broken is not retried at every sync)."""
         from engine.catalog import content_key
         from graphdb.export import image_paths
 
@@ -215,7 +219,8 @@ class LiveEngine:
             stored = features.key(i)
             if stored and content_key(paths.get(i, "")) != stored:
                 return True  # new bytes under the same path (or the file is gone): featurise it again
-        return any(content_key(paths[i]) is not None for i in unindexed if i in paths)
+        known = self.published.manifest.unindexed_keys
+        return any((content_key(paths[i]) or "") != known.get(i, "") for i in unindexed if i in paths)
 
     def _features_found(self, export) -> bool:
         """Whether images that had no features have some now (a file put right): then a sync is due."""

@@ -90,6 +90,8 @@ class Manifest:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {bytes, sha256}
     # products in the graph left out of the index for want of image features: id -> why
     unindexed: dict[str, str] = field(default_factory=dict)
+    # ... and the content key of the file each had then ("" for none), so a sync retries only a changed file
+    unindexed_keys: dict[str, str] = field(default_factory=dict)
     # Which whole files a generation's delta files apply to (their ids), see PublishedEngine.save.
     parts: dict[str, str] = field(default_factory=dict)
     created_at: str = ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +55,13 @@ class EarlyStopping:
             return False
         self.stale += 1
         return self.stale >= self.patience
+
+    def end_epoch(self, log: EpochLog, model: nn.Module, on_epoch: Callable[[EpochLog], None] | None) -> bool:
+        """Record the epoch (the result's history, then the caller's callback) and :meth:`step`."""
+        self.result.history.append(log)
+        if on_epoch:
+            on_epoch(log)
+        return self.step(log, model)
 
     def restore(self, model: nn.Module) -> None:
         """The best epoch's weights back into ``model``."""

@@ -117,10 +117,7 @@ def train_sampled(
         log = EpochLog(epoch, *(totals / max(1, len(mine))).tolist(), train_r["id_R@10"], val_r["id_R@10"], val_r["cap_R@10"],
                        (val_r["id_R@1"] + val_r["id_R@10"]) / 2, time.perf_counter() - start,
                        time.perf_counter() - evaluated)
-        result.history.append(log)
-        if on_epoch:
-            on_epoch(log)
-        if stopping.step(log, model):
+        if stopping.end_epoch(log, model, on_epoch):
             advance((config.epochs - epoch) * steps)  # the bar ends where training did
             break
     stopping.restore(model)

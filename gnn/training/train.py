@@ -108,10 +108,7 @@ def train_retriever(
             (val_r["id_R@1"] + val_r["id_R@10"]) / 2,
             time.perf_counter() - start,
         )
-        result.history.append(log)
-        if on_epoch:
-            on_epoch(log)
-        if stopping.step(log, model):
+        if stopping.end_epoch(log, model, on_epoch):
             advance((config.epochs - epoch) * steps)  # the bar ends where training did
             break
     stopping.restore(model)

@@ -142,14 +142,16 @@ class LiveEngine:
         if not full and base is not None and not self.repairing:
             changed = changed_nodes(driver, base.marker)
             until = changed["until"]
+            # local mode keeps no export: whether the catalog moved is read once, for both checks below
+            catalog_moved = base.export is None and self._catalog_changed(driver, changed)
             if (not any(changed[label] for label in ("Image", "Caption", "Attribute"))
                     and changed["image_count"] == self._known_images(base)
                     and (base.export is None or not self._features_found(base.export))
-                    and (base.export is not None or not self._catalog_changed(driver, changed))):
+                    and not catalog_moved):
                 base.marker = self._earlier(until)
                 seconds["read changes"] = time.perf_counter() - tick
                 return SyncReport("unchanged", seconds=seconds)
-            if base.local is not None and not self._catalog_changed(driver, changed):
+            if base.local is not None and not catalog_moved:
                 # only what is within the model's reach of the change
                 delta = read_base_delta(driver, changed["Image"], changed["Caption"], base.local.caption_nodes)
                 delta.image_count -= len(self.published.manifest.unindexed)  # the images the engine indexes

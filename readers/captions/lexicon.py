@@ -47,6 +47,9 @@ KIND_CLASS = {
 }
 # Kinds that "more X" adds and "less X" removes; any other word after more/less is a comparative.
 GRADED_ADDS = frozenset({"colour", "shade", "pattern", "motif", "material", "detail"})
+# Concepts that are already a degree: "more colourful" / "less colourful" grade them (a comparative), they
+# do not add or remove them.
+GRADED_QUALITIES = frozenset({"colourful"})
 
 # --- colours -------------------------------------------------------------------------------------
 # name, lightness (0 black .. 100 white, roughly CIE L*), family, forms (the same word: "golden" is gold)
@@ -143,7 +146,7 @@ _TABLES: dict[str, str] = {
         pattern: patterned, patterns, patternd, print, printed, prints
         graphic: graphics, image, images, picture, pictures, artwork, illustration, illustrations
         text: words, word, writing, written, lettering, letters, letter, message, messages, saying, slogan,
-              slogans, wordy, quote, quotes, typography, script, caption
+              slogans, wordy, wording, quote, quotes, typography, script, caption
         logo: logos, emblem, badge
         camouflage: camo, army print
         animal print: | leopard print, cheetah print, zebra print, snake print, snakeskin, tiger print

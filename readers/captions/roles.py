@@ -329,6 +329,9 @@ class _Reader:
         if cue == "END":
             self._reset()
         elif cue == "NEG":
+            if self.segs[k + 1].lemma in ("as", "so"):  # "not as colourful", "not so shiny": a degree, less of it
+                self.graded = "less"
+                return k + 2
             self.neg, self.neg_hit, self.neg_class = True, False, None
             p = self.prev
             if p is not None and not self.same and (p.role == "added" or (p.role == "mentioned" and p.match.sense.generic)):
@@ -458,7 +461,13 @@ class _Reader:
         self.coord = goes_on
 
     def _coordinator(self, k: int, cue: str) -> None:
-        self.coord = True
+        if self.segs[k + 1].cue == "DET":
+            # "less shiny and a brown colour": a new determiner starts a new phrase, which takes neither the
+            # more/less nor the role of the value before "and".
+            self.coord = False
+            self.carry = None
+        else:
+            self.coord = True
         nxt = self.next_nf[k + 1]
         nseg = self.segs[nxt] if nxt < len(self.segs) else None
         if self.neg and cue == "AND":
@@ -484,7 +493,7 @@ class _Reader:
         elif self.graded is not None or (self.carry is not None and self.coord):
             word = self.graded or self.carry
             self.graded = None
-            if kind in lx.GRADED_ADDS:
+            if kind in lx.GRADED_ADDS and m.sense.concept not in lx.GRADED_QUALITIES:
                 e.role, e.explicit = ("added" if word == "more" else "removed"), True
             else:
                 self._graded_comparative(word, s.text)

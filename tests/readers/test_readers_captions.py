@@ -145,6 +145,23 @@ def test_reach_of_change_constructions(text, added, removed) -> None:
     assert roles(text, v) == (added, removed)
 
 
+@pytest.mark.parametrize(("text", "added", "removed", "comparatives"), [
+    ("is less shiny and a brown colour", ("brown",), ("shiny",), ()),  # a new determiner ends "less"
+    ("less striped and a red one", ("red",), ("stripe",), ()),
+    ("more red and white", ("red", "white"), (), ()),  # no determiner: "more" goes on
+    ("is less colorful", (), (), ("less colorful",)),  # colourful is a degree: graded, not removed
+    ("more colourful with long sleeves", ("long sleeve",), (), ("more colourful",)),
+    ("not as colorful", (), (), ("less colorful",)),  # "not as X" is "less X"
+    ("is not as shiny", (), ("shiny",), ()),  # ... and less of a material removes it
+    ("not so revealing", (), (), ("less revealing",)),
+    ("has less wording", (), ("text",), ()),
+])
+def test_graded_words_reach_one_phrase(text, added, removed, comparatives) -> None:
+    r = parse_relative_caption(text, Vocabulary(lexicon_vocabulary()))
+    assert (r.added, r.removed, tuple(c.text for c in r.comparatives)) == (added, removed, comparatives)
+    assert r.negated == ()
+
+
 @pytest.mark.parametrize(("text", "added", "comparatives"), [
     ("darker", (), (("darker", "lightness", -1, ""),)),
     ("a lighter one", (), (("lighter", "lightness", 1, ""),)),

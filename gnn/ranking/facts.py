@@ -262,7 +262,9 @@ def feature_names(kinds: Sequence[str], groups: Sequence[str] = GROUPS, image_si
     if EMBEDDING in groups:
         names += ["embedding_score", "embedding_rank"] + (["image_similarity"] if image_similarity else [])
     if FACTS in groups:
-        names += ["has_added", "lacks_removed", "has_mentioned"]
+        names += ["has_added", "lacks_removed", "has_mentioned", "meets_all"]
+        if EMBEDDING in groups and image_similarity:
+            names += ["meets_all_looks"]
         names += [f"keeps:{k}" for k in kinds] + [f"other:{k}" for k in kinds]
     if INTERACTIONS in groups:
         names += ["liked_for_query", "liked_from_candidate", "liked_with_liked"]
@@ -412,6 +414,21 @@ def batch_features(
         has_removed, n_removed = mean_of(strength_of(removed), removed)
         x[:, :, col["lacks_removed"]] = np.where(n_removed[:, None] > 0, 1.0 - has_removed, 1.0)
         x[:, :, col["has_mentioned"]] = mean_of(strength_of(mentioned), mentioned)[0]
+        if "meets_all" in col:
+            # The faceted filter's test as one soft fact: every added value, none of the removed, every kept
+            # one (the weakest of them). The columns above are means, which a linear score cannot combine
+            # into "all of them"; this lets the ranker put the products that pass the whole filter first.
+            # Kept values count where the candidate holds them firmly (a predicted colour at 0.3 is a guess).
+            def weakest(got: np.ndarray, counted: np.ndarray) -> np.ndarray:
+                return np.where(counted[:, None, :], got, 1.0).min(2, initial=1.0)
+
+            x[:, :, col["meets_all"]] = np.minimum.reduce([
+                weakest(got_added, added >= 0), 1.0 - strength_of(removed).max(2, initial=0.0),
+                weakest(got_kept, (kept_rows >= 0) & (kept_weights >= 0.5)),
+            ]) * known
+            if "meets_all_looks" in col and image_similarity is not None:
+                # The faceted filter's order: among the products that pass it, the one that looks most alike.
+                x[:, :, col["meets_all_looks"]] = x[:, :, col["meets_all"]] * image_similarity
         # Keeps: the candidate's kept attributes of each kind the result has, weighted by the candidate's
         # strength; other: what the result has of each kind beyond what the query wants.
         by_kind = kind_onehot(kept_rows, kept_weights)  # [q, m, kinds]

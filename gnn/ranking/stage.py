@@ -137,6 +137,15 @@ class SecondStage:
         if "has_added" in col:
             out += self._per_attribute(f, contrib, i, col["has_added"], q.added, "adds", wanted=True)
             out += self._per_attribute(f, contrib, i, col["lacks_removed"], q.removed, "removes", wanted=False)
+            if "meets_all" in col:
+                meets = x[i, col["meets_all"]]
+                text = ("has all the query asks for and keeps the candidate's other attributes" if meets >= 0.5
+                        else "misses some of what the query asks for or of the candidate's attributes")
+                out.append(Reason(text, contrib[i, col["meets_all"]]))
+                if "meets_all_looks" in col:
+                    text = ("of the results that have all of it, looks like the candidate" if meets >= 0.5 else
+                            "is not among the results that have all of it, however much it looks like the candidate")
+                    out.append(Reason(text, contrib[i, col["meets_all_looks"]]))
             mentioned = [a for a in q.mentioned if r >= 0 and facts.lookup(np.array([r]), np.array([a]))[0][0, 0]]
             if mentioned:
                 out.append(Reason(f"has {self._names(mentioned)}, which the query mentions",

@@ -265,9 +265,11 @@ def train_ranker(
 def ranker_key(model_version: str, config: RankerConfig, facts: FactTable, g: GraphTensors) -> str:
     """What a saved ranker is reused by: the stage-one model, the ranker config, the facts and queries."""
     from gnn.checkpoint import fingerprint
+    from gnn.ranking.facts import feature_names
 
+    columns = feature_names(ranker_kinds(facts), config.groups, config.image_similarity)
     return fingerprint(model_version, dataclasses.asdict(config), len(facts), round(float(facts.strength.sum()), 3),
-                       facts.kinds, {k: len(v) for k, v in g.queries.items()})
+                       facts.kinds, {k: len(v) for k, v in g.queries.items()}, columns)
 
 
 def fit_ranker(name: str, model_version: str, facts: FactTable, sources: tuple[str, ...], g: GraphTensors,

@@ -71,9 +71,27 @@ def test_the_columns_state_each_fact_of_a_result_against_the_query() -> None:
     np.testing.assert_allclose(x[:, col["embedding_rank"]], -np.log1p(np.arange(4)))
     np.testing.assert_allclose(x[:, col["liked_from_candidate"]], [1.0, 0.0, 0.0, 0.0])
     np.testing.assert_allclose(x[:, col["liked_with_liked"]], [0.0, 0.0, 1.0, 0.0])  # d is liked with b
+    # The whole filter at once: b has blue, lacks red, keeps shirt and men; c keeps men not at all; d no shirt.
+    np.testing.assert_allclose(x[:, col["meets_all"]], [1.0, 0.0, 0.0, 0.0])
     # The candidate itself as a result still has what the query removes.
     again = list_features(facts, query, np.array([facts.image_row["a"]]), np.zeros(1, np.float32), names, kinds)
     assert again.matrix[0, col["lacks_removed"]] == 0.0 and again.matrix[0, col["other:colour"]] == 1.0
+    assert again.matrix[0, col["meets_all"]] == 0.0
+
+
+def test_meets_all_is_the_weakest_of_the_filter_facts() -> None:
+    facts = FactTable.from_export(_export(), ("catalog", "predicted"))
+    kinds = ["article_type", "colour", "gender", OTHER_KIND]
+    names = feature_names(kinds)
+    col = names.index("meets_all")
+    # "this blue shirt (b), but no summer": c is a predicted blue (0.8) shirt (0.6), without men
+    query = QueryFacts.of(facts, "b", added=["shirt"], removed=["summer"])
+    results = np.array([facts.image_row[i] for i in "ca"])
+    x = list_features(facts, query, results, np.zeros(2, np.float32), names, kinds).matrix
+    np.testing.assert_allclose(x[:, col], [0.0, 0.0])  # c lacks men, a lacks blue: both miss a kept value
+    query = QueryFacts.of(facts, "c", added=["blue"])  # c's own facts are predicted: only firm ones are kept
+    x = list_features(facts, query, np.array([facts.image_row["b"]]), np.zeros(1, np.float32), names, kinds).matrix
+    np.testing.assert_allclose(x[:, col], [1.0])  # b has blue and shirt (c's shirt at 0.6 counts)
 
 
 def test_a_delta_gives_the_facts_a_whole_export_would() -> None:

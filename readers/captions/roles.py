@@ -508,6 +508,9 @@ class _Reader:
             self.instead_hit = True
         elif self.mode == "reference":
             e.role = "mentioned"
+        elif self.neg and kind == "garment" and self.prev is not None and self.prev.negated \
+                and self.prev.seg == k - 1:
+            e.role = "mentioned"  # "no sleeved tank top", "not a red shirt": the noun after the negated word names the item
         elif self.neg:
             e.role, e.negated, e.explicit = "removed", True, True
             if not self.neg_hit:

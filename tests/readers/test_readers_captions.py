@@ -145,6 +145,19 @@ def test_reach_of_change_constructions(text, added, removed) -> None:
     assert roles(text, v) == (added, removed)
 
 
+@pytest.mark.parametrize(("text", "removed", "mentioned"), [
+    ("is a no sleeved tank top with art", ("sleeve",), ("tank top",)),  # the noun after it names the item
+    ("not a red shirt", ("red",), ("shirt",)),
+    ("not a t shirt", ("t shirt",), ()),  # the garment itself negated
+    ("is not striped and not a tank top", ("stripe", "tank top"), ()),
+])
+def test_a_garment_noun_after_a_negated_word_names_the_item(text, removed, mentioned) -> None:
+    v = Vocabulary(lexicon_vocabulary())
+    r = parse_relative_caption(text, v)
+    assert {v.concept_of(x) for x in r.removed} == set(removed)
+    assert {v.concept_of(x) for x in r.mentioned} == set(mentioned)
+
+
 @pytest.mark.parametrize(("text", "added", "removed", "comparatives"), [
     ("is less shiny and a brown colour", ("brown",), ("shiny",), ()),  # a new determiner ends "less"
     ("less striped and a red one", ("red",), ("stripe",), ()),

@@ -9,7 +9,8 @@ the likes (LIKED_FROM, LIKED_WITH). It knows nothing of Neo4j and is saved besid
 mentions, and the images liked for it) and the candidates stage one found into the rows the ranker
 scores: one row per result, the columns named by :func:`feature_names`. Each column is one fact of the
 result *against this query* (has what the query adds, lacks what it removes, keeps the candidate's other
-attributes of each kind, ...), so the ranker's weight times a column is what that fact did to the order.
+attributes of each kind, passes the whole faceted filter at once, ...), so the ranker's weight times a
+column is what that fact did to the order.
 """
 
 from __future__ import annotations

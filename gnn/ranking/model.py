@@ -29,7 +29,10 @@ from gnn.ranking.facts import (
 from readers.files import atomic_write_json
 
 FORMAT = "tailor.ranker/1"
-_EMBEDDING_COLUMNS = frozenset({"embedding_score", "embedding_rank", "image_similarity"})
+# Columns that are not facts: where only these differ between results, stage one's order stands.
+# "meets_all_looks" is image similarity within the products that pass the filter: it separates results only
+# where "meets_all" does.
+_EMBEDDING_COLUMNS = frozenset({"embedding_score", "embedding_rank", "image_similarity", "meets_all_looks"})
 
 
 @dataclass

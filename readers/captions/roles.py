@@ -12,8 +12,11 @@ right once, clause by clause (". ; ! ?" end a clause), with a small state:
   ("no buttons or pockets", "no stripes and dots"), not across "but", a new clause, a preposition or an
   add cue once it has negated something ("no words on the graphic", "no slit, with pockets"), and a comma
   ends it unless a list goes on ("not navy, black" adds black; "not navy, grey or black" removes all);
+  a garment noun right after a negated value names the item ("no sleeved tank top" removes the sleeve);
 * **graded words**: "more X" adds a colour, pattern, material or detail and "less/fewer X" removes it (not
-  negated); with any other word ("more casual", "less revealing") it is a comparative; comparative forms
+  negated), across "and" until a new determiner ("less shiny and a brown colour" adds brown); "not as X"
+  and "not so X" are "less X"; with any other word, or a concept that is already a degree ("more casual",
+  "less revealing", "less colourful"), it is a comparative; comparative forms
   ("darker", "shorter sleeves", "a higher and narrower heel") take the part they grade, which is then not
   added ("lighter grey" grades nothing: grey is added);
 * **"same ..."** makes what follows shared (mentioned) until "but";

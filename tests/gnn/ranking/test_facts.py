@@ -130,3 +130,23 @@ def test_an_added_value_of_a_kind_with_one_value_replaces_the_candidates() -> No
     assert row["red"] not in kept and row["shirt"] in kept
     # A kind a product can have several values of is not replaced.
     assert QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=()).removed == []
+
+
+def test_looks_within_the_filter_alone_separates_no_results() -> None:
+    """Image similarity among results that all pass the filter is no fact: stage one's order stands."""
+    from gnn.config import RankerConfig
+    from gnn.ranking.model import LinearRanker
+
+    facts = FactTable.from_export(_export(), ("catalog",))
+    kinds = ["article_type", "colour", "gender", OTHER_KIND]
+    ranker = LinearRanker.for_kinds(RankerConfig(), kinds)
+    ranker.weights[ranker.names.index("meets_all_looks")] = 5.0
+    # "this red shirt (a), but blue", and one product twice: the same facts, two image similarities
+    query = QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=("colour",))
+    results = np.array([facts.image_row["b"]] * 2)
+    f = ranker.features(facts, query, results, np.array([0.9, 0.8], np.float32), np.array([0.1, 0.9], np.float32))
+    col = {n: j for j, n in enumerate(f.names)}
+    np.testing.assert_allclose(f.matrix[:, col["meets_all"]], [1.0, 1.0])
+    np.testing.assert_allclose(f.matrix[:, col["meets_all_looks"]], [0.1, 0.9])
+    ranking = ranker.rank(f)
+    assert not ranking.reranked and ranking.order.tolist() == [0, 1]

@@ -44,9 +44,9 @@ class TcpProxy:
     forwards nothing (a server that stopped answering), ``up()`` listens and forwards again.
 
     One thread owns every socket and serves them with a selector; ``up``/``down``/``hang`` are commands
-    that thread carries out before they return. Closing sockets from another thread while a pump thread
-    is blocked on them is racy (a closed descriptor is reused by the next accept and a stale pump reads
-    the new connection's bytes), which can leave a client waiting for a reply that never comes.
+    that thread carries out before they return. Closing sockets from another thread while pump threads
+    are blocked on them is racy (a closed descriptor can be reused by the next accept while a stale pump
+    still reads from it), and a forwarder that loses bytes leaves its client waiting for a reply forever.
     """
 
     def __init__(self, target_host: str, target_port: int):
@@ -94,14 +94,14 @@ class TcpProxy:
 
     def _serve(self) -> None:
         while True:
-            for key, _ in self._selector.select():
+            for key, ready in self._selector.select():
                 sock = key.fileobj
                 if sock is self._wake_r:
                     self._run_commands()
                 elif sock is self._listener:
                     self._accept()
                 elif sock in self._peer:
-                    self._service(sock, key.events)
+                    self._service(sock, ready)
 
     def _run_commands(self) -> None:
         try:

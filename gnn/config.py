@@ -178,6 +178,9 @@ class RankerConfig:
     patience: int = 30  # epochs without a better validation score (mean of id R@1 and R@10) before stopping
     max_train_queries: int = 6000  # training lists (seeded sample), each ``candidates`` long
     max_val_queries: int = 2000
+    # At most this many training (and validation) lists per product group, as the group-balanced test set
+    # is drawn; None: the natural distribution, where large groups dominate.
+    per_group: int | None = None
     # Simulated "I like that" on this share of the training lists: the shopper likes the target and the
     # images nearest it (by image features), so the like facts get a learned weight.
     like_share: float = 0.05

@@ -26,7 +26,7 @@ from gnn.config import RankerConfig
 from gnn.data.graph import GraphTensors, QuerySet
 from gnn.ranking.facts import OTHER_KIND, FactTable, QueryFacts, batch_features
 from gnn.ranking.model import LinearRanker
-from gnn.training.evaluation import ScoreFn, gallery_rows
+from gnn.training.evaluation import ScoreFn, balanced_rows, gallery_rows
 from readers.progress import StartPhase
 
 Log = Callable[[str], None]
@@ -189,6 +189,15 @@ def prepare_lists(ranker: LinearRanker, facts: FactTable, g: GraphTensors, score
     return lists
 
 
+def sample_lists(qs: QuerySet, limit: int, per_group: int | None = None, seed: int = 0) -> QuerySet:
+    """The queries a ranker learns from: those with a known target, at most ``per_group`` of a product
+    group (None: no cap), then at most ``limit`` in all (seeded)."""
+    qs = qs.with_targets()
+    if per_group is not None:
+        qs = qs.subset(balanced_rows(qs.groups, per_group, seed))
+    return qs.with_targets(limit, seed)
+
+
 def train_ranker(
     facts: FactTable,
     g: GraphTensors,
@@ -202,9 +211,9 @@ def train_ranker(
     validation queries (gallery: validation images)."""
     torch.manual_seed(config.seed)
     template = LinearRanker.for_kinds(config, ranker_kinds(facts))
-    train_qs = g.queries["train"].with_targets(config.max_train_queries, config.seed)
-    val_qs = (g.queries["val"].with_targets(config.max_val_queries, config.seed) if "val" in g.queries
-              else train_qs)
+    train_qs = sample_lists(g.queries["train"], config.max_train_queries, config.per_group, config.seed)
+    val_qs = (sample_lists(g.queries["val"], config.max_val_queries, config.per_group, config.seed)
+              if "val" in g.queries else train_qs)
     pool = gallery_rows(g, "train")
     liked, liked_from, liked_with = simulate_likes(g, train_qs, config, pool)
     train_facts = with_likes(facts, g, liked_from, liked_with) if liked else facts

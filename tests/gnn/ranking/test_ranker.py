@@ -144,3 +144,20 @@ def test_a_new_image_without_facts_still_gets_ranked(trained) -> None:
     ids = ["new", "green-shirt-0", "blue-shirt-0", "unknown-to-the-table"]
     out = stage.rerank("red-shirt-0", _hits(stage, ids), added=["blue"], removed=["red"])
     assert sorted(i for i, _ in out.hits) == sorted(ids) and out.hits[0][0] == "blue-shirt-0"
+
+
+def test_training_lists_can_be_capped_per_product_group() -> None:
+    import torch
+
+    from gnn.data.graph import QuerySet
+    from gnn.ranking.train import sample_lists
+
+    groups = ["big"] * 50 + ["small"] * 3 + ["lost"] * 2
+    target = torch.tensor([1] * 53 + [-1, -1])  # the "lost" group's targets are unknown
+    qs = QuerySet([f"q{i}" for i in range(55)], torch.arange(55), torch.zeros(55, dtype=torch.long), target, groups)
+    natural = sample_lists(qs, limit=1000)
+    assert len(natural) == 53 and natural.groups.count("big") == 50
+    capped = sample_lists(qs, limit=1000, per_group=5, seed=0)
+    assert capped.groups.count("big") == 5 and capped.groups.count("small") == 3 and "lost" not in capped.groups
+    assert sample_lists(qs, limit=4, per_group=5).ids == sample_lists(qs, limit=4, per_group=5).ids  # seeded
+    assert len(sample_lists(qs, limit=4, per_group=5)) == 4

@@ -409,10 +409,10 @@ def batch_features(
         for i, k in enumerate(kept):
             w = [s for items in k.values() for _, s in items]
             kept_weights[i, : len(w)] = w
-        got_added, got_kept = strength_of(added), strength_of(kept_rows)
+        got_added, got_removed, got_kept = strength_of(added), strength_of(removed), strength_of(kept_rows)
         has_added, _ = mean_of(got_added, added)
         x[:, :, col["has_added"]] = has_added
-        has_removed, n_removed = mean_of(strength_of(removed), removed)
+        has_removed, n_removed = mean_of(got_removed, removed)
         x[:, :, col["lacks_removed"]] = np.where(n_removed[:, None] > 0, 1.0 - has_removed, 1.0)
         x[:, :, col["has_mentioned"]] = mean_of(strength_of(mentioned), mentioned)[0]
         if "meets_all" in col:
@@ -424,7 +424,7 @@ def batch_features(
                 return np.where(counted[:, None, :], got, 1.0).min(2, initial=1.0)
 
             x[:, :, col["meets_all"]] = np.minimum.reduce([
-                weakest(got_added, added >= 0), 1.0 - strength_of(removed).max(2, initial=0.0),
+                weakest(got_added, added >= 0), 1.0 - got_removed.max(2, initial=0.0),
                 weakest(got_kept, (kept_rows >= 0) & (kept_weights >= 0.5)),
             ]) * known
             if "meets_all_looks" in col and image_similarity is not None:

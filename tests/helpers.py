@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import selectors
 import socket
+import struct
+import threading
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,9 +53,6 @@ class TcpProxy:
     """
 
     def __init__(self, target_host: str, target_port: int):
-        import selectors
-        import threading
-
         self.target = (target_host, target_port)
         self.port = free_port()
         self.hung = False
@@ -81,8 +81,6 @@ class TcpProxy:
         self._command("down")
 
     def _command(self, name: str) -> None:
-        import threading
-
         done = threading.Event()
         with self._commands_lock:
             self._commands.append((name, done))
@@ -136,8 +134,6 @@ class TcpProxy:
             done.set()
 
     def _listen(self) -> None:
-        import selectors
-
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -147,8 +143,6 @@ class TcpProxy:
         self._selector.register(listener, selectors.EVENT_READ, None)
 
     def _accept(self) -> None:
-        import selectors
-
         try:
             client, _ = self._listener.accept()
         except (BlockingIOError, OSError):
@@ -161,8 +155,6 @@ class TcpProxy:
 
     def _join(self, client: socket.socket) -> None:
         """Connects an accepted client to the target (a refused target resets the client)."""
-        import selectors
-
         try:
             upstream = socket.create_connection(self.target, timeout=5)
         except OSError:
@@ -173,8 +165,6 @@ class TcpProxy:
         self._selector.register(upstream, selectors.EVENT_READ, None)
 
     def _service(self, sock: socket.socket, events: int) -> None:
-        import selectors
-
         if events & selectors.EVENT_WRITE and not self._flush(sock):
             return
         if not events & selectors.EVENT_READ:
@@ -200,8 +190,6 @@ class TcpProxy:
 
     def _flush(self, sock: socket.socket) -> bool:
         """Writes what is queued for ``sock``; False when the socket failed and was closed."""
-        import selectors
-
         buffer = self._outgoing.get(sock)
         try:
             while buffer:
@@ -223,8 +211,6 @@ class TcpProxy:
             self._close(peer)
 
     def _reset(self, sock: socket.socket) -> None:
-        import struct
-
         try:  # linger 0: close with a reset, as the kernel does for a dead process
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:

@@ -1,7 +1,8 @@
 """The caption parser against hand labels: precision, recall and F1 per role on real FashionIQ and Shoes
 captions (``tests/fixtures/captions/real_labelled.jsonl``; conventions in its LABELS.md), and the removed and
-negated roles alone on a second development set of FashionIQ train and Shoes captions that contain a
-removal cue (``removal_dev.jsonl``), which parser work may look at without touching the held-out half.
+negated roles alone on two development sets of FashionIQ train and Shoes captions, which parser work may
+look at without touching the held-out half: captions that contain a removal cue (``removal_dev.jsonl``),
+and captions the parser gave a removed role (``removal_precision_dev.jsonl``, for the role's precision).
 
 Parser values and labels are both reduced to the vocabulary's concept names before they are compared
 (``Vocabulary.concept_of``: "long-sleeved" and "long sleeve" are one concept), so a spelling difference is
@@ -23,6 +24,8 @@ ROLES = ("added", "removed", "negated", "comparative")
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "captions"
 LABELS_FILE = FIXTURES / "real_labelled.jsonl"
 REMOVAL_DEV_FILE = FIXTURES / "removal_dev.jsonl"
+# Captions the parser gave a removed role, each removal labelled right or wrong: the removed role's precision.
+REMOVAL_PRECISION_DEV_FILE = FIXTURES / "removal_precision_dev.jsonl"
 
 
 @dataclass(frozen=True)
@@ -144,3 +147,10 @@ def label_scores(splits: Sequence[str] = ("dev", "test"), vocab: Vocabulary | No
 def removal_dev_scores(vocab: Vocabulary | None = None, path: Path = REMOVAL_DEV_FILE) -> LabelReport:
     """The removed and negated roles on the second development set (only those roles are labelled there)."""
     return score_labels(read_labelled(path), vocab or fashioniq_caption_vocabulary())
+
+
+def removal_precision_dev_scores(vocab: Vocabulary | None = None,
+                                 path: Path = REMOVAL_PRECISION_DEV_FILE) -> LabelReport:
+    """The removed and negated roles on the precision development set: FashionIQ train and Shoes captions
+    sampled among those the parser gave a removed role, so its false removals show."""
+    return removal_dev_scores(vocab, path)

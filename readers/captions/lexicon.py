@@ -40,16 +40,17 @@ class Concept:
 
 
 # Broad classes: a negation list ("no stripes or dots") continues across "and"/"," only within one class.
+# A feature (the shape of a part) is a class of its own: "no collar and long sleeves" asserts the sleeves.
 KIND_CLASS = {
     "colour": "colour", "shade": "colour", "pattern": "pattern", "motif": "pattern", "material": "material",
-    "detail": "detail", "feature": "detail", "part": "detail", "shape": "shape", "garment": "garment", "gender": "gender", "usage": "usage",
+    "detail": "detail", "feature": "feature", "part": "detail", "shape": "shape", "garment": "garment", "gender": "gender", "usage": "usage",
     "season": "season", "style": "style", "value": "value",
 }
 # Kinds that "more X" adds and "less X" removes; any other word after more/less is a comparative.
 GRADED_ADDS = frozenset({"colour", "shade", "pattern", "motif", "material", "detail"})
 # Concepts that are already a degree: "more colourful" / "less colourful" grade them (a comparative), they
-# do not add or remove them.
-GRADED_QUALITIES = frozenset({"colourful"})
+# do not add or remove them. So do the lightness words: "more bright" is "brighter", "less dark" "lighter".
+GRADED_QUALITIES = frozenset({"colourful", "light", "dark", "bright"})
 
 # --- colours -------------------------------------------------------------------------------------
 # name, lightness (0 black .. 100 white, roughly CIE L*), family, forms (the same word: "golden" is gold)
@@ -219,10 +220,11 @@ _TABLES: dict[str, str] = {
         corduroy:
         tweed:
         jersey:
-        stretch: stretchy, | spandex, lycra
+        stretch: stretchy, | spandex, lycra, elastic, elasticated
         plastic: | pvc, vinyl
         straw: | raffia
         cork:
+        wood: wooden
     """,
     "detail": """
         sleeve: sleeves, sleeved
@@ -252,6 +254,7 @@ _TABLES: dict[str, str] = {
         embellishment: embellished, embellishments
         applique: appliques, | patch, patches
         cuff: cuffs, cuffed
+        light up: lights up, light ups
     """,
     # The shape of a part: "more/less" grades it ("a less rounded toe") instead of adding or removing it.
     "feature": """
@@ -274,6 +277,8 @@ _TABLES: dict[str, str] = {
         closed toe: closed toed, closed toes
         pointed toe: pointy toe, pointed toes
         round toe: rounded toe, round toed
+        square toe: square toed, square toes
+        cap toe: cap toed, cap toes
         high heel < heel: high heeled, | stiletto heel
         low heel < heel: low heeled, | kitten heel, kitten heels
         block heel < heel: block heels, | chunky heel, chunky heels
@@ -434,6 +439,7 @@ _GARMENTS = """
     sock: socks
     scarf: scarves, scarfs, | stole, stoles, muffler, mufflers, dupatta
     tie: ties, necktie, neckties
+    bow tie < tie: bow ties, bowtie, bowties
     saree: sarees, | sari, saris
 """
 
@@ -589,7 +595,7 @@ NOT_ATTRIBUTES = frozenset("""
     wake west wifey wild woke youth zeppelin zig basquiat beatles audrey hepburn snoopy spongebob tasmanian
     barbie brooklyn mickey minnie medium mixed mod dye wash different similar nicer better design identical
     same style look version colour color one thing shade tone kind type item piece design designs detail
-    details
+    details shoulder shoulders
 """.split()) | {"marilyn monroe", "rolling stones", "brooklyn nets", "mickey mouse", "minnie mouse", "new york",
                 "palm springs", "free spirit", "garden party", "van halen"}
 # Common English words a typo is never corrected from (the guard: "bold" is not "gold", "tank" not "tan").

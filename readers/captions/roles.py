@@ -12,16 +12,22 @@ right once, clause by clause (". ; ! ?" end a clause), with a small state:
   ("no buttons or pockets", "no stripes and dots"), not across "but", a new clause, a preposition or an
   add cue once it has negated something ("no words on the graphic", "no slit, with pockets"), and a comma
   ends it unless a list goes on ("not navy, black" adds black; "not navy, grey or black" removes all);
-  a garment noun right after a negated value names the item ("no sleeved tank top" removes the sleeve);
+  a feature does not continue a list of details ("no collar and long sleeves" adds the sleeves); after a
+  word no vocabulary knows, a locative preposition ends it ("no opening on the top"); a garment noun right
+  after a negated value names the item ("no sleeved tank top" removes the sleeve), and a part every item
+  has is where the value is ("not a white sole" removes the white); "not" + a maximiser ("not an entire
+  button up", "not all black") denies the totality, so what follows is only mentioned;
 * **graded words**: "more X" adds a colour, pattern, material or detail and "less/fewer X" removes it (not
   negated), across "and" until a new determiner ("less shiny and a brown colour" adds brown); "not as X"
   and "not so X" are "less X"; with any other word, or a concept that is already a degree ("more casual",
-  "less revealing", "less colourful"), it is a comparative; comparative forms
+  "less revealing", "less colourful", "more bright"), it is a comparative, which "and" carries on to
+  other degrees only ("more casual and edgy"; "less fitted and purple" adds purple); comparative forms
   ("darker", "shorter sleeves", "a higher and narrower heel") take the part they grade, which is then not
-  added ("lighter grey" grades nothing: grey is added);
+  added ("lighter grey" grades nothing: grey is added; "darker and striped" adds the stripes);
 * **"same ..."** makes what follows shared (mentioned) until "but";
 * otherwise a value is **added**, except garment nouns that only name the item ("the shirt is black") and
-  parts every item has ("a white sole"), which are mentioned.
+  parts every item has ("a white sole"), which are mentioned; a caption naming only an item asks for it,
+  unless the item is a place ("has no holes on top").
 
 Every step touches a segment a bounded number of times (look-aheads are precomputed per clause), so a
 parse is linear in the caption's length; :class:`WorkCounter` counts the steps.
@@ -101,6 +107,7 @@ class _Entry:
     negated: bool = False
     explicit: bool = False
     shared: bool = False  # read under "same ..."
+    placed: bool = False  # right after a locative preposition ("holes on top"): a place, not an item asked for
 
 
 def _phrase_trie() -> dict:
@@ -167,6 +174,17 @@ _TRANSPARENT = frozenset({"FILL", "DET"})
 _WEAK_ADD = frozenset({"is", "are", "be", "was", "were", "has", "have", "having", "with", "look", "looks",
                        "feature", "features", "featuring", "for", "by"})
 _SEPARATORS = frozenset({"COMMA", "AND", "OR", "BUT", "END"})
+# Kinds that are a degree (a style, a fit, or a phrase no lexicon knows): "more casual and edgy" grades both.
+_DEGREE_KINDS = frozenset({"style", "shape", "value"})
+# "not an entire button up", "not all black", "not completely sheer": the negation denies the totality, and
+# the attribute is still there in part.
+_MAXIMISERS = frozenset(t.lemma for w in ("all", "entire", "entirely", "whole", "wholly", "completely", "fully",
+                                          "totally") for t in tokenize(w))
+# Prepositions that place what a negation reaches ("no opening on the top", "not cinched at the waist"):
+# the place is not negated. "of" is not one of them ("no hint of pink" negates the pink).
+_LOCATIVE = frozenset(t.lemma for w in ("on", "at", "across", "around", "along", "near", "under", "above",
+                                        "below", "behind", "inside", "outside", "between", "through",
+                                        "throughout", "within", "beside", "upon") for t in tokenize(w))
 
 
 def _segments(tokens: Sequence[Token], matches: list[Match], vocab: Vocabulary, work: WorkCounter) -> list[_Seg]:
@@ -289,6 +307,8 @@ class _Reader:
     def _reset(self) -> None:
         self.neg = self.neg_hit = self.remove = self.remove_hit = self.add = self.add_strong = self.same = False
         self.neg_class: str | None = None
+        self.neg_word = False  # the open negation has reached a word no vocabulary knows ("no opening")
+        self.partial = False  # "not an entire ...": what follows is there in part, so it is only mentioned
         # replace_src | from_src | subst_new | subst_old | target (values added) | instead (values removed,
         # negated) | reference ("darker than the red": mentioned)
         self.mode: str | None = None
@@ -298,6 +318,7 @@ class _Reader:
         self.coord = False
         self.graded: str | None = None  # "more" | "less" waiting for its word
         self.carry: str | None = None  # a more/less that an "and" may carry on ("more pop culture and edgy")
+        self.carry_comp = False  # ... after it made a comparative ("less fitted"), not a removal
         self.open_comps: list[int] = []  # comparatives still looking for their part
 
     def read(self) -> None:
@@ -318,13 +339,17 @@ class _Reader:
         if cue == "WORD":
             if self.neg and not self.neg_hit:
                 self.negated_words.append(k)
+                self.neg_word = True
             if self.graded is not None or self.carry is not None:
                 return self._graded_words(k)
             if self.open_comps and s.lemma in _PART_WORDS:
                 self._attach_part(s.lemma)
             self.open_comps = []
             return k + 1
-        keep_comps = cue in ("AND", "COMP")
+        # "a higher and narrower heel": comparatives wait across "and" for a shared part only when another
+        # comparative follows; "darker and striped" asserts the stripes.
+        keep_comps = cue == "COMP" or (
+            cue == "AND" and self.segs[self.next_content[k + 1]].cue in ("COMP", "MORE", "LESS"))
         if not keep_comps:
             self.open_comps = []
         if cue != "AND":
@@ -335,7 +360,13 @@ class _Reader:
             if self.segs[k + 1].lemma in ("as", "so"):  # "not as colourful", "not so shiny": a degree, less of it
                 self.graded = "less"
                 return k + 2
-            self.neg, self.neg_hit, self.neg_class = True, False, None
+            j = k + 1
+            while self.segs[j].cue == "DET" and j < k + 3:
+                j += 1
+            if self.segs[j].lemma in _MAXIMISERS:
+                self.partial = True
+                return j + 1
+            self.neg, self.neg_hit, self.neg_class, self.neg_word = True, False, None, False
             p = self.prev
             if p is not None and not self.same and (p.role == "added" or (p.role == "mentioned" and p.match.sense.generic)):
                 p.role, p.explicit = "added", True  # "black, not navy": a contrast
@@ -395,7 +426,7 @@ class _Reader:
             self.same = True
         elif cue == "BUT":
             self.contrast = self.neg_hit or self.remove_hit or self.same
-            self.neg = self.remove = self.same = self.add = self.add_strong = self.coord = False
+            self.neg = self.remove = self.same = self.add = self.add_strong = self.coord = self.partial = False
             self.mode = None if self.mode in ("instead", "reference", "target") else self.mode
             self.left = []
         elif cue in ("MORE", "LESS"):
@@ -407,7 +438,7 @@ class _Reader:
         elif cue in ("AND", "OR"):
             self._coordinator(k, cue)
         elif cue == "PREP":
-            if self.neg_hit:
+            if self.neg_hit or (self.neg_word and s.lemma in _LOCATIVE):
                 self.neg = False
             if self.remove_hit:
                 self.remove = False
@@ -416,7 +447,7 @@ class _Reader:
         return k + 1
 
     def _add_cue(self, strong: bool) -> None:
-        self.add = True
+        self.add, self.partial = True, False
         self.add_strong = self.add_strong or strong
         if self.mode == "instead" and self.instead_hit:
             self.mode = None  # "instead of a collar it has a hood"
@@ -460,14 +491,14 @@ class _Reader:
             self.contrast = True  # "not navy, black"
         if self.mode in ("instead", "target", "reference") and not goes_on:
             self.mode = None
-        self.same = self.add = self.add_strong = False
+        self.same = self.add = self.add_strong = self.partial = False
         self.coord = goes_on
 
     def _coordinator(self, k: int, cue: str) -> None:
         if self.segs[k + 1].cue == "DET":
             # "less shiny and a brown colour": a new determiner starts a new phrase, which takes neither the
             # more/less nor the role of the value before "and".
-            self.coord = False
+            self.coord = self.partial = False
             self.carry = None
         else:
             self.coord = True
@@ -488,20 +519,27 @@ class _Reader:
         e = _Entry(k, m)
         kind = m.sense.kind
         colourish = kind in ("colour", "shade")
-        graded_here = self.graded is not None or (self.carry is not None and self.coord)
+        removable = kind in lx.GRADED_ADDS and m.sense.concept not in lx.GRADED_QUALITIES
+        # "less fitted and purple", "more revealing and sleeveless": a more/less that graded a quality is
+        # carried on to other qualities only; an attribute after "and" is asserted on its own.
+        quality = kind in _DEGREE_KINDS or m.sense.concept in lx.GRADED_QUALITIES
+        carried = self.carry is not None and self.coord and (quality or not self.carry_comp)
+        graded_here = self.graded is not None or carried
         if self.open_comps and not colourish:
             self._attach_part(s.lemma)
             self.open_comps = []
             e.role = "mentioned"
-        elif self.graded is not None or (self.carry is not None and self.coord):
+        elif graded_here:
             word = self.graded or self.carry
             self.graded = None
-            if kind in lx.GRADED_ADDS and m.sense.concept not in lx.GRADED_QUALITIES:
+            if removable:
                 e.role, e.explicit = ("added" if word == "more" else "removed"), True
             else:
                 self._graded_comparative(word, s.text)
                 e.role = "mentioned"
-            self.carry = word
+            self.carry, self.carry_comp = word, not removable
+        elif self.partial:
+            e.role = "mentioned"
         elif self.mode in ("replace_src", "from_src", "subst_old"):
             e.role, e.explicit = "removed", True
         elif self.mode in ("target", "subst_new"):
@@ -514,6 +552,8 @@ class _Reader:
         elif self.neg and kind == "garment" and self.prev is not None and self.prev.negated \
                 and self.prev.seg == k - 1:
             e.role = "mentioned"  # "no sleeved tank top", "not a red shirt": the noun after the negated word names the item
+        elif self.neg and kind == "part" and self.prev is not None and self.prev.negated and self.prev.seg == k - 1:
+            e.role = "mentioned"  # "not a white sole": every shoe has a sole, so the negation is of its colour
         elif self.neg:
             e.role, e.negated, e.explicit = "removed", True, True
             if not self.neg_hit:
@@ -536,6 +576,8 @@ class _Reader:
             e.role = "added"
         if not graded_here:
             self.carry = None
+        before = self._prev_content(k)
+        e.placed = before is not None and self.segs[before].lemma in _LOCATIVE
         self.contrast = False
         self.entries.append(e)
         self.left.append(e)
@@ -570,7 +612,7 @@ class _Reader:
             words.append(self.segs[j].text)
             j += 1
         self._graded_comparative(word, " ".join(words))
-        self.carry = word
+        self.carry, self.carry_comp = word, True
         self.coord = False
         return j
 
@@ -609,7 +651,7 @@ def _dedupe(values) -> tuple[str, ...]:
 def _collect(entries: list[_Entry], comparatives: list[Comparative], sides: tuple[str, str] | None) -> CaptionRoles:
     if not any(e.role in ("added", "removed") for e in entries):
         for e in entries:  # a caption that names only an item ("tshirts", "a top one") asks for it
-            if e.match.sense.generic and not e.shared and e.role == "mentioned":
+            if e.match.sense.generic and not e.shared and not e.placed and e.role == "mentioned":
                 e.role = "added"
     added: list[str] = []
     removed: list[str] = []

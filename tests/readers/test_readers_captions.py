@@ -175,6 +175,69 @@ def test_graded_words_reach_one_phrase(text, added, removed, comparatives) -> No
     assert r.negated == ()
 
 
+@pytest.mark.parametrize(("text", "added", "removed", "comparatives"), [
+    # a more/less that graded a quality goes on across "and" to qualities only; an attribute is asserted
+    ("is less fitted and purple", ("purple",), (), ("less fitted",)),
+    ("is more casual and sleeveless", ("sleeveless",), (), ("more casual",)),
+    ("more casual and edgy", (), (), ("more casual", "more edgy")),
+    ("less floral and pink", (), ("floral", "pink"), ()),  # after a removal it goes on, as before
+    # the lightness words are degrees, like colourful: graded, they are comparatives
+    ("is less bright", (), (), ("less bright",)),
+    ("is more dark", (), (), ("more dark",)),
+    ("is less colourful and bright", (), (), ("less colourful", "less bright")),
+    ("is light coloured", ("light",), (), ()),  # ... and asserted, an attribute
+    # a comparative waits across "and" for a part only when another comparative follows
+    ("is shorter and striped", ("stripe",), (), ("shorter",)),
+    ("is darker and belted", ("belt",), (), ("darker",)),
+])
+def test_graded_words_across_and(text, added, removed, comparatives) -> None:
+    r = parse_relative_caption(text, Vocabulary(lexicon_vocabulary()))
+    assert (r.added, r.removed, tuple(c.text for c in r.comparatives)) == (added, removed, comparatives)
+
+
+@pytest.mark.parametrize(("text", "added", "removed", "mentioned"), [
+    # "not" + a maximiser denies the totality: the attribute is there in part
+    ("is not an entire button up", (), (), ("button",)),
+    ("is not all black", (), (), ("black",)),
+    ("not completely sheer", (), (), ("sheer",)),
+    # a locative preposition after a word the negation reached places it; the place is not negated
+    ("has no opening on the top", (), (), ("top",)),
+    ("has no holes on top", (), (), ("top",)),  # a place, not an item asked for
+    ("no hint of pink", (), ("pink",), ()),  # "of" is not a place
+    # a part every item has, right after a negated value, is where the value is
+    ("does not have a white sole", (), ("white",), ("sole",)),
+    ("no lace heel bow", (), ("lace", "bow"), ("heel",)),
+    ("has no heel", (), ("heel",), ()),  # the part itself negated
+    # a feature (the shape of a part) does not continue a negated list of details across "and"
+    ("has no collar and long sleeves", ("long sleeve",), ("collar",), ()),
+    ("has no sleeves and off shoulder", ("off shoulder",), ("sleeve",), ()),
+    ("no buttons and pockets", (), ("button", "pocket"), ()),
+])
+def test_what_a_negation_does_not_reach(text, added, removed, mentioned) -> None:
+    r = parse_relative_caption(text, Vocabulary(lexicon_vocabulary()))
+    assert (r.added, r.removed, r.mentioned) == (added, removed, mentioned)
+
+
+@pytest.mark.parametrize(("text", "removed"), [
+    ("has no bowtie", ("bow tie",)),  # a run-together word of its own, not a typo of "bootie"
+    ("not a wooden heel", ("wood",)),
+    ("does not light up", ("light up",)),  # not the shade "light"
+    ("not an elastic panel", ("elastic",)),
+    ("has no cap toe", ("cap toe",)),  # not the garment "cap"
+    ("not a square toe", ("square toe",)),
+])
+def test_lexicon_words_for_removals(text, removed) -> None:
+    assert parse_relative_caption(text, Vocabulary(lexicon_vocabulary())).removed == removed
+
+
+def test_a_body_location_is_no_attribute() -> None:
+    # FashionIQ's attribute files list "shoulder"; the labels never do (a place on the body)
+    v = Vocabulary(lexicon_vocabulary() | {"shoulder", "bow"})
+    r = parse_relative_caption("has a bow on the shoulder", v)
+    assert (r.added, r.mentioned) == (("bow",), ())
+    assert parse_relative_caption("is off shoulder", v).added == ("off shoulder",)
+
+
 @pytest.mark.parametrize(("text", "added", "comparatives"), [
     ("darker", (), (("darker", "lightness", -1, ""),)),
     ("a lighter one", (), (("lighter", "lightness", 1, ""),)),

@@ -261,11 +261,11 @@ def feature_names(kinds: Sequence[str], groups: Sequence[str] = GROUPS, image_si
     """The ranker's columns, in order. ``kinds``: attribute kinds with their own "keeps"/"other" column."""
     names: list[str] = []
     if EMBEDDING in groups:
-        names += ["embedding_score", "embedding_rank"] + (["image_similarity"] if image_similarity else [])
+        names += ["embedding_score", "embedding_rank"] + (["image_similarity", "look_rank"] if image_similarity else [])
     if FACTS in groups:
-        names += ["has_added", "lacks_removed", "has_mentioned", "meets_all"]
+        names += ["has_added", "lacks_removed", "has_mentioned", "meets_all", "facet_jaccard"]
         if EMBEDDING in groups and image_similarity:
-            names += ["meets_all_looks"]
+            names += ["meets_all_looks", "facet_rank"]
         names += [f"keeps:{k}" for k in kinds] + [f"other:{k}" for k in kinds]
     if INTERACTIONS in groups:
         names += ["liked_for_query", "liked_from_candidate", "liked_with_liked"]
@@ -351,6 +351,19 @@ def list_features(
     return ListFeatures(matrix[0], list(names), query, np.asarray(results, np.int64), kept[0])
 
 
+# One attribute of difference (a Jaccard step of at least 1/|union|, about 0.05) outweighs any cosine.
+_FACET_TIER = 100.0
+
+
+def _log_rank(score: np.ndarray) -> np.ndarray:
+    """[q, n] -log(1 + place) of each item when its list is sorted by ``score``, highest first (ties in
+    list order): the shape of ``embedding_rank``."""
+    order = np.argsort(-score, axis=1, kind="stable")
+    place = np.empty_like(order)
+    np.put_along_axis(place, order, np.broadcast_to(np.arange(score.shape[1]), score.shape), axis=1)
+    return -np.log1p(place).astype(np.float32)
+
+
 def _padded(rows: list[list[int]], fill: int = -1) -> np.ndarray:
     width = max((len(r) for r in rows), default=0)
     out = np.full((len(rows), width), fill, np.int64)
@@ -380,6 +393,9 @@ def batch_features(
         x[:, :, col["embedding_rank"]] = -np.log1p(np.arange(n, dtype=np.float32))[None]
         if "image_similarity" in col and image_similarity is not None:
             x[:, :, col["image_similarity"]] = image_similarity
+            # The place the result's look gives it in the list, beside the place the embedding gives it: a
+            # rank, not a cosine, so the ranker can weigh the two orders against each other.
+            x[:, :, col["look_rank"]] = _log_rank(image_similarity)
     kind_index = {k: j for j, k in enumerate(kinds)}
     kept = [kept_attributes(facts, q, kinds) for q in queries] if "has_added" in col else [{} for _ in queries]
     if "has_added" in col:
@@ -430,6 +446,20 @@ def batch_features(
             if "meets_all_looks" in col and image_similarity is not None:
                 # The faceted filter's order: among the products that pass it, the one that looks most alike.
                 x[:, :, col["meets_all_looks"]] = x[:, :, col["meets_all"]] * image_similarity
+        if "facet_jaccard" in col:
+            # How closely the result's attributes match the ones the query wants (the added ones and the
+            # candidate's firmly held kept ones), extras counted against it: the Jaccard index, with
+            # strengths for counts. A removed value the result has is an extra.
+            firm_kept = np.where((kept_weights >= 0.5)[:, None, :], got_kept, 0.0)
+            wanted_count = (added >= 0).sum(1) + ((kept_rows >= 0) & (kept_weights >= 0.5)).sum(1)  # [q]
+            inter = got_added.sum(2) + firm_kept.sum(2)
+            total = facts.kind_totals_batch(rows, facts.kinds).sum(-1) * known
+            union = wanted_count[:, None] + total - inter
+            jaccard = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0) * known
+            x[:, :, col["facet_jaccard"]] = jaccard
+            if "facet_rank" in col and image_similarity is not None:
+                # Where the faceted filter would place the result: closest match first, look breaking ties.
+                x[:, :, col["facet_rank"]] = _log_rank(jaccard * _FACET_TIER + image_similarity)
         # Keeps: the candidate's kept attributes of each kind the result has, weighted by the candidate's
         # strength; other: what the result has of each kind beyond what the query wants.
         by_kind = kind_onehot(kept_rows, kept_weights)  # [q, m, kinds]

@@ -30,9 +30,10 @@ from readers.files import atomic_write_json
 
 FORMAT = "tailor.ranker/1"
 # Columns that are not facts: where only these differ between results, stage one's order stands.
-# "meets_all_looks" is image similarity within the products that pass the filter: it separates results only
-# where "meets_all" does.
-_EMBEDDING_COLUMNS = frozenset({"embedding_score", "embedding_rank", "image_similarity", "meets_all_looks"})
+# "meets_all_looks" is image similarity within the products that pass the filter, "facet_rank" the look's
+# order within each level of "facet_jaccard": they separate results by facts only where those columns do.
+_EMBEDDING_COLUMNS = frozenset({"embedding_score", "embedding_rank", "image_similarity", "look_rank",
+                                "meets_all_looks", "facet_rank"})
 
 
 @dataclass

@@ -132,8 +132,12 @@ class SecondStage:
             out.append(Reason(f"the embedding ranks it {i + 1} of {len(x)} (cosine "
                               f"{x[i, col['embedding_score']]:.3f})", w))
         if "image_similarity" in col:
+            w = contrib[i, col["image_similarity"]] + (contrib[i, col["look_rank"]] if "look_rank" in col else 0.0)
+            place = int(np.expm1(-x[i, col["look_rank"]]).round()) + 1 if "look_rank" in col else None
+            closest = ("" if place is None else ", the closest look in the list" if place == 1
+                       else f", the {_ordinal(place)} closest look in the list")
             out.append(Reason(f"looks like the candidate (image-feature cosine "
-                              f"{x[i, col['image_similarity']]:.2f})", contrib[i, col["image_similarity"]]))
+                              f"{x[i, col['image_similarity']]:.2f}{closest})", w))
         if "has_added" in col:
             out += self._per_attribute(f, contrib, i, col["has_added"], q.added, "adds", wanted=True)
             out += self._per_attribute(f, contrib, i, col["lacks_removed"], q.removed, "removes", wanted=False)
@@ -146,6 +150,14 @@ class SecondStage:
                     text = ("of the results that have all of it, looks like the candidate" if meets >= 0.5 else
                             "is not among the results that have all of it, however much it looks like the candidate")
                     out.append(Reason(text, contrib[i, col["meets_all_looks"]]))
+            if "facet_jaccard" in col:
+                share = x[i, col["facet_jaccard"]]
+                out.append(Reason(f"matches {100 * share:.0f}% of the attributes the query wants (Jaccard: the "
+                                  "ones it lacks and the extras it has count against it)", contrib[i, col["facet_jaccard"]]))
+                if "facet_rank" in col:
+                    place = int(np.expm1(-x[i, col["facet_rank"]]).round()) + 1
+                    out.append(Reason(f"a faceted filter (closest attribute match, then look) would place it "
+                                      f"{place} of {len(x)}", contrib[i, col["facet_rank"]]))
             mentioned = [a for a in q.mentioned if r >= 0 and facts.lookup(np.array([r]), np.array([a]))[0][0, 0]]
             if mentioned:
                 out.append(Reason(f"has {self._names(mentioned)}, which the query mentions",
@@ -235,3 +247,8 @@ def _evidence(strength: float, source: int) -> str:
     if name == "tag":
         return " (tagged by a user)"
     return f" ({name})"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -150,3 +150,33 @@ def test_looks_within_the_filter_alone_separates_no_results() -> None:
     np.testing.assert_allclose(f.matrix[:, col["meets_all_looks"]], [0.1, 0.9])
     ranking = ranker.rank(f)
     assert not ranking.reranked and ranking.order.tolist() == [0, 1]
+
+
+def test_facet_jaccard_counts_what_is_missing_and_what_is_extra() -> None:
+    facts = FactTable.from_export(_export(), ("catalog", "predicted"))
+    kinds = ["article_type", "colour", "gender", OTHER_KIND]
+    names = feature_names(kinds)
+    col = {n: j for j, n in enumerate(names)}
+    # "this red shirt (a), but blue": it wants {blue, shirt, men}
+    query = QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=("colour",))
+    results = np.array([facts.image_row[i] for i in "bcd"] + [-1])
+    sim = np.array([0.2, 0.9, 0.5, 0.1], np.float32)
+    x = list_features(facts, query, results, np.zeros(4, np.float32), names, kinds, sim).matrix
+    # b: all three and summer (3/4); c: blue 0.8 and shirt 0.6 (1.4 / (3 + 1.4 - 1.4)); d: blue (1/3); unknown: 0
+    np.testing.assert_allclose(x[:, col["facet_jaccard"]], [0.75, 1.4 / 3, 1 / 3, 0.0], rtol=1e-6)
+    # The faceted filter's places: b, then c and d by their match, the unknown image last.
+    np.testing.assert_allclose(x[:, col["facet_rank"]], -np.log1p([0, 1, 2, 3]), rtol=1e-6)
+    # The look's places: c, d, b, the unknown image.
+    np.testing.assert_allclose(x[:, col["look_rank"]], -np.log1p([2, 0, 1, 3]), rtol=1e-6)
+
+
+def test_the_faceted_order_breaks_a_tie_of_matches_by_look() -> None:
+    facts = FactTable.from_export(_export(), ("catalog",))
+    kinds = ["article_type", "colour", "gender", OTHER_KIND]
+    names = feature_names(kinds)
+    col = {n: j for j, n in enumerate(names)}
+    query = QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=("colour",))
+    results = np.array([facts.image_row["b"]] * 3)  # one product three times: the same match
+    x = list_features(facts, query, results, np.zeros(3, np.float32), names, kinds,
+                      np.array([0.1, 0.9, 0.5], np.float32)).matrix
+    np.testing.assert_allclose(x[:, col["facet_rank"]], -np.log1p([2, 0, 1]), rtol=1e-6)

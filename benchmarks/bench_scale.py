@@ -86,6 +86,9 @@ def table(results: list[dict]) -> str:
          lambda r: f"{get(r, 'search', 'engine_search', 'p50_ms')} / {get(r, 'search', 'engine_search', 'p95_ms')}"),
         ("like -> changed ranking p50 / p95 ms",
          lambda r: f"{get(r, 'interactions', 'like', 'p50_ms')} / {get(r, 'interactions', 'like', 'p95_ms')}"),
+        ("  like p95 ms after the first (and the first)",
+         lambda r: f"{get(r, 'interactions', 'like', 'p95_ms_after_first')} "
+                   f"({(get(r, 'interactions', 'like', 'each_ms', default=None) or ['-'])[0]})"),
         ("tag -> changed ranking p50 / p95 ms",
          lambda r: f"{get(r, 'interactions', 'tag', 'p50_ms')} / {get(r, 'interactions', 'tag', 'p95_ms')}"),
         ("  save afterwards p50 ms (background)", lambda r: get(r, "interactions", "save_afterwards", "p50_ms")),

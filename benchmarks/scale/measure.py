@@ -111,7 +111,10 @@ class MemoryWatch:
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000
     return {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p95_ms": round(float(np.percentile(ms, 95)), 2), "max_ms": round(float(ms.max()), 2)}
+            "p95_ms": round(float(np.percentile(ms, 95)), 2), "max_ms": round(float(ms.max()), 2),
+            # in call order: the first calls after a server starts are slow (3 s for a like at 10k, measured)
+            "each_ms": [round(float(v), 1) for v in ms],
+            "p95_ms_after_first": round(float(np.percentile(ms[1:], 95)), 2) if len(ms) > 1 else None}
 
 
 def jvm_cpu_seconds(pid: int) -> float:
@@ -527,6 +530,9 @@ def _interact(run: SizeRun, ws, probes: list[tuple[str, str]], driver, watch, lo
             changed["like"] += [r["id"] for r in out["results"]] != before
             for k, v in out["seconds"].items():
                 parts.setdefault(f"like: {k}", []).append(v)
+            # the sync as a whole, and what is not the sync (the graph write and the new answer)
+            parts.setdefault("like: sync", []).append(out["refresh_seconds"])
+            parts.setdefault("like: write + answer", []).append(like_s[-1] - out["refresh_seconds"])
             save_s.append(session.live.flush())
             # The engine as it is now (a full sync swaps in a new one); its search holds off a local
             # refresh by itself (QueryEngine.guard).
@@ -543,7 +549,8 @@ def _interact(run: SizeRun, ws, probes: list[tuple[str, str]], driver, watch, lo
             save_s.append(session.live.flush())
         entry.update({"like": percentiles(like_s), "tag": percentiles(tag_s), "query": percentiles(query_s),
                       "save_afterwards": percentiles(save_s), "rankings_changed": changed,
-                      "parts_p50_ms": {k: round(1000 * statistics.median(v), 2) for k, v in parts.items()}})
+                      "parts_p50_ms": {k: round(1000 * statistics.median(v), 2) for k, v in parts.items()},
+                      "parts_each_ms": {k: [round(1000 * x, 1) for x in v] for k, v in parts.items()}})
         log(f"{run.n:,}: like p50 {entry['like']['p50_ms']} ms p95 {entry['like']['p95_ms']} ms; tag p50 "
             f"{entry['tag']['p50_ms']} ms p95 {entry['tag']['p95_ms']} ms; save afterwards p50 "
             f"{entry['save_afterwards']['p50_ms']} ms; changed {changed}")

@@ -45,13 +45,8 @@ class AttributeConfig:
     # each kind's weights from the epoch of its own lowest val loss (kinds learn at different speeds:
     # colour overfits within a few epochs, article type keeps improving); False: one epoch for all
     per_kind_stopping: bool = True
-    # networks averaged in the pixel-colour group (different initialisations and dropout, each on its own
-    # loss): colour is the noisiest kind and its group is small and stops early; 1: a single network
-    colour_members: int = 1
 
     def __post_init__(self) -> None:
-        if self.colour_members < 1:
-            raise ValueError(f"colour_members must be at least 1, not {self.colour_members}")
         if self.mode not in ("auto", "softmax", "sigmoid"):
             raise ValueError(f"mode must be auto, softmax or sigmoid, not {self.mode!r}")
 

@@ -464,3 +464,25 @@ def test_pixel_colour_features_feed_only_the_colour_kind() -> None:
     single = fit_attributes(both, splits, labels, AttributeConfig(**{**FAST, "epochs": 6, "pixel_colour": False}),
                             inputs=[("cnn", feats.shape[1]), ("pixels", 6)])
     assert len(single.net.layout()) == 1
+
+
+def two_part_inputs(n: int = 400):
+    """The synthetic features as the CNN part, followed by a noisy 'pixel colour' part."""
+    feats, splits, labels = synthetic(n=n)
+    extra = np.random.default_rng(1).normal(size=(len(feats), 6)).astype(np.float32)
+    return np.concatenate([feats, extra], axis=1), splits, labels, [("cnn", feats.shape[1]), ("pixels", 6)]
+
+
+def test_fixed_epochs_stop_training_a_group_after_its_kinds_last_epoch() -> None:
+    """Cross-fitting's fixed epochs: once colour's epoch has passed, the pixel-colour group is not trained
+    further (its weights in the last epoch's network are those of colour's epoch), while the other kinds'
+    group trains on to theirs."""
+    both, splits, labels, inputs = two_part_inputs()
+    config = AttributeConfig(**{**FAST, "epochs": 8})
+    epochs = {"colour": 2, "article_type": 6, "gender": 5}
+    model = fit_attributes(both, splits, labels, config, inputs=inputs, schedule=(6, epochs))
+    assert len(model.meta["history"]) == 6 and model.kind_epochs == epochs
+    last, at_colour = model.net.groups[0].state_dict(), model.kind_nets["colour"].groups[0].state_dict()
+    assert all(torch.equal(last[k], at_colour[k]) for k in last)
+    gender_net = model.kind_nets["gender"].groups[1].state_dict()
+    assert not all(torch.equal(model.net.groups[1].state_dict()[k], gender_net[k]) for k in gender_net)

@@ -45,7 +45,7 @@ def test_two_stage_rows_rerank_the_graph_model_and_off_they_are_its_numbers(tmp_
     ranker = report.rankers["two_stage_catalog"]
     assert ranker["stage_one"] == "graph_catalog" and ranker["weights"]["has_added"] > 0
     assert set(report.rankers["two_stage_catalog_embedding_only"]["weights"]) == {
-        "embedding_score", "embedding_rank", "image_similarity"}
+        "embedding_score", "embedding_rank", "image_similarity", "look_rank"}
     assert "two_stage_catalog" in markdown_table(report)
 
     config.ranker.enabled = False

@@ -457,9 +457,11 @@ def batch_features(
             union = wanted_count[:, None] + total - inter
             jaccard = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0) * known
             x[:, :, col["facet_jaccard"]] = jaccard
-            if "facet_rank" in col and image_similarity is not None:
-                # Where the faceted filter would place the result: closest match first, look breaking ties.
-                x[:, :, col["facet_rank"]] = _log_rank(jaccard * _FACET_TIER + image_similarity)
+            if "facet_rank" in col:
+                # Where the faceted filter would place the result: closest match first, look breaking ties
+                # (list order where the candidate has no image features).
+                looks = 0.0 if image_similarity is None else image_similarity
+                x[:, :, col["facet_rank"]] = _log_rank(jaccard * _FACET_TIER + looks)
         # Keeps: the candidate's kept attributes of each kind the result has, weighted by the candidate's
         # strength; other: what the result has of each kind beyond what the query wants.
         by_kind = kind_onehot(kept_rows, kept_weights)  # [q, m, kinds]

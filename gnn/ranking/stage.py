@@ -133,7 +133,8 @@ class SecondStage:
                               f"{x[i, col['embedding_score']]:.3f})", w))
         if "image_similarity" in col:
             w = contrib[i, col["image_similarity"]] + (contrib[i, col["look_rank"]] if "look_rank" in col else 0.0)
-            place = int(np.expm1(-x[i, col["look_rank"]]).round()) + 1 if "look_rank" in col else None
+            looks_known = "look_rank" in col and bool(np.ptp(x[:, col["image_similarity"]]) > 0)
+            place = int(np.expm1(-x[i, col["look_rank"]]).round()) + 1 if looks_known else None
             closest = ("" if place is None else ", the closest look in the list" if place == 1
                        else f", the {_ordinal(place)} closest look in the list")
             out.append(Reason(f"looks like the candidate (image-feature cosine "

@@ -180,3 +180,15 @@ def test_the_faceted_order_breaks_a_tie_of_matches_by_look() -> None:
     x = list_features(facts, query, results, np.zeros(3, np.float32), names, kinds,
                       np.array([0.1, 0.9, 0.5], np.float32)).matrix
     np.testing.assert_allclose(x[:, col["facet_rank"]], -np.log1p([2, 0, 1]), rtol=1e-6)
+
+
+def test_without_image_features_the_faceted_order_is_the_match_alone() -> None:
+    facts = FactTable.from_export(_export(), ("catalog", "predicted"))
+    kinds = ["article_type", "colour", "gender", OTHER_KIND]
+    names = feature_names(kinds)
+    col = {n: j for j, n in enumerate(names)}
+    query = QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=("colour",))
+    results = np.array([facts.image_row[i] for i in "dcb"])  # matches 1/3, 1.4/3, 3/4
+    x = list_features(facts, query, results, np.zeros(3, np.float32), names, kinds).matrix
+    np.testing.assert_allclose(x[:, col["facet_rank"]], -np.log1p([2, 1, 0]), rtol=1e-6)
+    np.testing.assert_allclose(x[:, col["look_rank"]], 0.0)  # no looks, no place by looks

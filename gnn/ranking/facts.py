@@ -426,6 +426,9 @@ def batch_features(
             w = [s for items in k.values() for _, s in items]
             kept_weights[i, : len(w)] = w
         got_added, got_removed, got_kept = strength_of(added), strength_of(removed), strength_of(kept_rows)
+        # Kept values the filter facts count: those the candidate holds firmly (a predicted colour at 0.3 is
+        # a guess). Padding has weight 0.
+        firm = kept_weights >= 0.5  # [q, m]
         has_added, _ = mean_of(got_added, added)
         x[:, :, col["has_added"]] = has_added
         has_removed, n_removed = mean_of(got_removed, removed)
@@ -435,13 +438,12 @@ def batch_features(
             # The faceted filter's test as one soft fact: every added value, none of the removed, every kept
             # one (the weakest of them). The columns above are means, which a linear score cannot combine
             # into "all of them"; this lets the ranker put the products that pass the whole filter first.
-            # Kept values count where the candidate holds them firmly (a predicted colour at 0.3 is a guess).
             def weakest(got: np.ndarray, counted: np.ndarray) -> np.ndarray:
                 return np.where(counted[:, None, :], got, 1.0).min(2, initial=1.0)
 
             x[:, :, col["meets_all"]] = np.minimum.reduce([
                 weakest(got_added, added >= 0), 1.0 - got_removed.max(2, initial=0.0),
-                weakest(got_kept, (kept_rows >= 0) & (kept_weights >= 0.5)),
+                weakest(got_kept, firm),
             ]) * known
             if "meets_all_looks" in col and image_similarity is not None:
                 # The faceted filter's order: among the products that pass it, the one that looks most alike.
@@ -450,9 +452,8 @@ def batch_features(
             # How closely the result's attributes match the ones the query wants (the added ones and the
             # candidate's firmly held kept ones), extras counted against it: the Jaccard index, with
             # strengths for counts. A removed value the result has is an extra.
-            firm_kept = np.where((kept_weights >= 0.5)[:, None, :], got_kept, 0.0)
-            wanted_count = (added >= 0).sum(1) + ((kept_rows >= 0) & (kept_weights >= 0.5)).sum(1)  # [q]
-            inter = got_added.sum(2) + firm_kept.sum(2)
+            wanted_count = (added >= 0).sum(1) + firm.sum(1)  # [q]
+            inter = got_added.sum(2) + np.where(firm[:, None, :], got_kept, 0.0).sum(2)
             total = facts.kind_totals_batch(rows, facts.kinds).sum(-1) * known
             union = wanted_count[:, None] + total - inter
             jaccard = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0) * known

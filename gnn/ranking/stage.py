@@ -134,7 +134,7 @@ class SecondStage:
         if "image_similarity" in col:
             w = contrib[i, col["image_similarity"]] + (contrib[i, col["look_rank"]] if "look_rank" in col else 0.0)
             looks_known = "look_rank" in col and bool(np.ptp(x[:, col["image_similarity"]]) > 0)
-            place = int(np.expm1(-x[i, col["look_rank"]]).round()) + 1 if looks_known else None
+            place = _place(x[i, col["look_rank"]]) if looks_known else None
             closest = ("" if place is None else ", the closest look in the list" if place == 1
                        else f", the {_ordinal(place)} closest look in the list")
             out.append(Reason(f"looks like the candidate (image-feature cosine "
@@ -156,9 +156,8 @@ class SecondStage:
                 out.append(Reason(f"matches {100 * share:.0f}% of the attributes the query wants (Jaccard: the "
                                   "ones it lacks and the extras it has count against it)", contrib[i, col["facet_jaccard"]]))
                 if "facet_rank" in col:
-                    place = int(np.expm1(-x[i, col["facet_rank"]]).round()) + 1
                     out.append(Reason(f"a faceted filter (closest attribute match, then look) would place it "
-                                      f"{place} of {len(x)}", contrib[i, col["facet_rank"]]))
+                                      f"{_place(x[i, col['facet_rank']])} of {len(x)}", contrib[i, col["facet_rank"]]))
             mentioned = [a for a in q.mentioned if r >= 0 and facts.lookup(np.array([r]), np.array([a]))[0][0, 0]]
             if mentioned:
                 out.append(Reason(f"has {self._names(mentioned)}, which the query mentions",
@@ -253,3 +252,8 @@ def _evidence(strength: float, source: int) -> str:
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+def _place(log_rank: float) -> int:
+    """The 1-based place a rank column's value stands for (the column holds -log1p of the 0-based place)."""
+    return int(np.expm1(-log_rank).round()) + 1

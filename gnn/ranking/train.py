@@ -24,7 +24,7 @@ from torch import Tensor
 
 from gnn.config import RankerConfig
 from gnn.data.graph import GraphTensors, QuerySet
-from gnn.ranking.facts import OTHER_KIND, FactTable, QueryFacts, batch_features
+from gnn.ranking.facts import OTHER_KIND, FactTable, QueryFacts, batch_features, feature_names
 from gnn.ranking.model import LinearRanker
 from gnn.training.evaluation import ScoreFn, balanced_rows, gallery_rows
 from readers.progress import StartPhase
@@ -274,7 +274,6 @@ def train_ranker(
 def ranker_key(model_version: str, config: RankerConfig, facts: FactTable, g: GraphTensors) -> str:
     """What a saved ranker is reused by: the stage-one model, the ranker config, the facts and queries."""
     from gnn.checkpoint import fingerprint
-    from gnn.ranking.facts import feature_names
 
     columns = feature_names(ranker_kinds(facts), config.groups, config.image_similarity)
     return fingerprint(model_version, dataclasses.asdict(config), len(facts), round(float(facts.strength.sum()), 3),

@@ -152,16 +152,22 @@ def test_looks_within_the_filter_alone_separates_no_results() -> None:
     assert not ranking.reranked and ranking.order.tolist() == [0, 1]
 
 
-def test_facet_jaccard_counts_what_is_missing_and_what_is_extra() -> None:
-    facts = FactTable.from_export(_export(), ("catalog", "predicted"))
+def _faceted(results: str, similarity: list[float] | None, sources: tuple[str, ...] = ("catalog", "predicted")
+             ) -> tuple[np.ndarray, dict[str, int]]:
+    """The columns of "this red shirt (a), but blue" (it wants blue, shirt, men) for ``results`` (image ids;
+    "?" an image the table does not know), and the column index."""
+    facts = FactTable.from_export(_export(), sources)
     kinds = ["article_type", "colour", "gender", OTHER_KIND]
     names = feature_names(kinds)
-    col = {n: j for j, n in enumerate(names)}
-    # "this red shirt (a), but blue": it wants {blue, shirt, men}
     query = QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=("colour",))
-    results = np.array([facts.image_row[i] for i in "bcd"] + [-1])
-    sim = np.array([0.2, 0.9, 0.5, 0.1], np.float32)
-    x = list_features(facts, query, results, np.zeros(4, np.float32), names, kinds, sim).matrix
+    rows = np.array([facts.image_row[i] if i != "?" else -1 for i in results])
+    sim = None if similarity is None else np.array(similarity, np.float32)
+    x = list_features(facts, query, rows, np.zeros(len(rows), np.float32), names, kinds, sim).matrix
+    return x, {n: j for j, n in enumerate(names)}
+
+
+def test_facet_jaccard_counts_what_is_missing_and_what_is_extra() -> None:
+    x, col = _faceted("bcd?", [0.2, 0.9, 0.5, 0.1])
     # b: all three and summer (3/4); c: blue 0.8 and shirt 0.6 (1.4 / (3 + 1.4 - 1.4)); d: blue (1/3); unknown: 0
     np.testing.assert_allclose(x[:, col["facet_jaccard"]], [0.75, 1.4 / 3, 1 / 3, 0.0], rtol=1e-6)
     # The faceted filter's places: b, then c and d by their match, the unknown image last.
@@ -171,24 +177,11 @@ def test_facet_jaccard_counts_what_is_missing_and_what_is_extra() -> None:
 
 
 def test_the_faceted_order_breaks_a_tie_of_matches_by_look() -> None:
-    facts = FactTable.from_export(_export(), ("catalog",))
-    kinds = ["article_type", "colour", "gender", OTHER_KIND]
-    names = feature_names(kinds)
-    col = {n: j for j, n in enumerate(names)}
-    query = QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=("colour",))
-    results = np.array([facts.image_row["b"]] * 3)  # one product three times: the same match
-    x = list_features(facts, query, results, np.zeros(3, np.float32), names, kinds,
-                      np.array([0.1, 0.9, 0.5], np.float32)).matrix
+    x, col = _faceted("bbb", [0.1, 0.9, 0.5], sources=("catalog",))  # one product three times: the same match
     np.testing.assert_allclose(x[:, col["facet_rank"]], -np.log1p([2, 0, 1]), rtol=1e-6)
 
 
 def test_without_image_features_the_faceted_order_is_the_match_alone() -> None:
-    facts = FactTable.from_export(_export(), ("catalog", "predicted"))
-    kinds = ["article_type", "colour", "gender", OTHER_KIND]
-    names = feature_names(kinds)
-    col = {n: j for j, n in enumerate(names)}
-    query = QueryFacts.of(facts, "a", added=["blue"], exclusive_kinds=("colour",))
-    results = np.array([facts.image_row[i] for i in "dcb"])  # matches 1/3, 1.4/3, 3/4
-    x = list_features(facts, query, results, np.zeros(3, np.float32), names, kinds).matrix
+    x, col = _faceted("dcb", None)  # matches 1/3, 1.4/3, 3/4
     np.testing.assert_allclose(x[:, col["facet_rank"]], -np.log1p([2, 1, 0]), rtol=1e-6)
     np.testing.assert_allclose(x[:, col["look_rank"]], 0.0)  # no looks, no place by looks

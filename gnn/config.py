@@ -107,6 +107,9 @@ class TrainConfig:
     # messages of each relation into each node at hop h, so a step costs the same at any catalog size.
     sampler: str = "full"
     fanouts: tuple[int, ...] = (10, 10, 10)  # one per R-GCN layer, the batch's own nodes first
+    # With "neighbour": at most this many batches an epoch (None: all). A time-bounded fit, for example
+    # a benchmark at a million products that times a share of an epoch; each epoch log says how many ran.
+    max_steps_per_epoch: int | None = None
 
 
 @dataclass
@@ -293,9 +296,12 @@ class ExperimentConfig:
         key.pop("eval")
         key.pop("ranker")
         key.pop("retrieval")
+        if key["train"]["max_steps_per_epoch"] is None:
+            key["train"].pop("max_steps_per_epoch")
         if key["train"]["sampler"] == "full":
             key["train"].pop("sampler")
             key["train"].pop("fanouts")
+            key["train"].pop("max_steps_per_epoch", None)
         if key["simulation"]["like_pool"] is None:
             key["simulation"].pop("like_pool")
         return key

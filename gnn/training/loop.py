@@ -24,6 +24,8 @@ class EpochLog:
     val_score: float  # what early stopping watches: mean of validation id R@1 and R@10
     seconds: float
     eval_seconds: float = 0.0  # of ``seconds``, the validation (recorded by the sampled trainer)
+    steps: int = 0  # batches trained this epoch, and of how many an epoch has (the sampled trainer)
+    steps_per_epoch: int = 0
 
 
 @dataclass

@@ -73,10 +73,15 @@ def train_sampled(
     steps = (len(train) + config.batch_size - 1) // config.batch_size
     mine = [b for b in range(steps) if b % world == rank]
     mine = mine[: (steps // world) or len(mine)]  # every process takes as many steps (they step together)
+    if config.max_steps_per_epoch is not None:
+        if config.max_steps_per_epoch < 1:
+            raise ValueError(f"train.max_steps_per_epoch is {config.max_steps_per_epoch}; it must be at least 1 (or null)")
+        mine = mine[: max(1, config.max_steps_per_epoch // world)]
     n_images = len(g.ids["Image"])
     cap_off = g.offsets["Caption"]
 
-    advance = start_phase(f"training {getattr(model, 'name', 'model')} (sampled)", config.epochs * steps) \
+    taken = len(mine) * world
+    advance = start_phase(f"training {getattr(model, 'name', 'model')} (sampled)", config.epochs * taken) \
         if start_phase else (lambda n: None)
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
@@ -111,14 +116,15 @@ def train_sampled(
             totals += [loss.item(), link.item(), aux.item()]
             advance(world)
         evaluated = time.perf_counter()
-        score = retriever_scorer(model, probe_graph)
-        train_r = evaluate(score, probe_graph, probes[0], split="train", ks=(1, 10))
-        val_r = evaluate(score, probe_graph, probes[1], split="val", ks=(1, 10)) if val is not None else train_r
+        with torch.no_grad():  # the graph encoded a layer at a time, no activations kept: any size fits
+            score = retriever_scorer(model, probe_graph)
+            train_r = evaluate(score, probe_graph, probes[0], split="train", ks=(1, 10))
+            val_r = evaluate(score, probe_graph, probes[1], split="val", ks=(1, 10)) if val is not None else train_r
         log = EpochLog(epoch, *(totals / max(1, len(mine))).tolist(), train_r["id_R@10"], val_r["id_R@10"], val_r["cap_R@10"],
                        (val_r["id_R@1"] + val_r["id_R@10"]) / 2, time.perf_counter() - start,
-                       time.perf_counter() - evaluated)
+                       time.perf_counter() - evaluated, len(mine) * world, steps)
         if stopping.end_epoch(log, model, on_epoch):
-            advance((config.epochs - epoch) * steps)  # the bar ends where training did
+            advance((config.epochs - epoch) * taken)  # the bar ends where training did
             break
     stopping.restore(model)
     model.eval()

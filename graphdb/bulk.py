@@ -19,13 +19,16 @@ again (``bulk_create`` commits batch by batch); the incremental load is the one 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -278,7 +281,7 @@ ARRAY_DELIMITER = "\x1f"  # between the values of a string[] cell (never inside 
 class CsvFiles:
     folder: Path
     nodes: list[tuple[str, Path]]  # (label, file), in the order the importer reads them: ids ascend across them
-    relationships: dict[str, Path]
+    relationships: dict[str, list[Path]]  # type -> its files (one a round, each with its header)
     counts: dict[str, int]
 
 
@@ -298,20 +301,27 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def write_import_csv(chunks: Iterable[Chunk], folder: Path, source: str = "catalog",
                      attribute_source: str = "catalog", start_phase: StartPhase = no_progress,
-                     batch_size: int = 10_000, round_products: int = ROUND_PRODUCTS) -> CsvFiles:
+                     batch_size: int = 10_000, round_products: int = ROUND_PRODUCTS,
+                     parallel: bool | None = None) -> CsvFiles:
     """The catalog as the CSV files ``neo4j-admin database import --id-type=actual`` reads (checked as
     for bulk_create).
 
-    Each round of records is numbered as it streams: first the attributes it names that no earlier round
-    did, then its images, then its captions; one node file per label and round, so that ids ascend within
-    every file and across the files in the order the importer reads them. The attribute files are written
-    last (an attribute's kinds are known only at the end) and read first of their round."""
+    Each round of records is checked and numbered as it streams: first the attributes it names that no
+    earlier round did, then its images, then its captions. Its files (one per label and relationship type)
+    are then written, with ``parallel`` (default: where the machine has more than one core and can fork)
+    by a forked child while this process reads and checks the next round, so that reading the catalog and
+    writing it use two cores. Node ids ascend within every file and across the node files in the order
+    the importer reads them; the attribute files are written last (an attribute's kinds are known only at
+    the end) and read first of their round."""
+    if parallel is None:
+        parallel = hasattr(os, "fork") and (os.cpu_count() or 1) > 1
     with _cyclic_gc_paused():
-        return _write_import_csv(chunks, folder, source, attribute_source, start_phase, batch_size, round_products)
+        return _write_import_csv(chunks, folder, source, attribute_source, start_phase, batch_size, round_products,
+                                 parallel)
 
 
 def _write_import_csv(chunks: Iterable[Chunk], folder: Path, source: str, attribute_source: str,
-                      start_phase: StartPhase, batch_size: int, round_products: int) -> CsvFiles:
+                      start_phase: StartPhase, batch_size: int, round_products: int, parallel: bool) -> CsvFiles:
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     catalog = _Catalog(source)
@@ -319,27 +329,13 @@ def _write_import_csv(chunks: Iterable[Chunk], folder: Path, source: str, attrib
     image_node: dict[str, int] = {}
     attribute_node: dict[str, int] = {}
     node_files: list[tuple[str, Path]] = []
+    rel_files: dict[str, list[Path]] = {rel: [] for rel in _REL_HEADERS}
     attribute_rounds: list[tuple[Path, list[str]]] = []  # written at the end
-    rels = {rel: folder / f"{rel.lower()}.csv" for rel in _REL_HEADERS}
-    counts = dict.fromkeys(["Image", "Caption", "Attribute", *rels], 0)
+    counts = dict.fromkeys(["Image", "Caption", "Attribute", *_REL_HEADERS], 0)
+    writers: list[tuple[int, int, Path]] = []  # (child pid, round, its counts file)
     advance = start_phase("CSV for the importer", 0)
-    tail = f",{_csv_cell(attribute_source)},1.0,{now}\n"
-    has_cell: dict[str, str] = {}  # attribute name -> ",<its node>,<source>,1.0,<now>\n" (the row's end)
-    role_cell: dict[tuple[str, str], str] = {}
-
-    def node_file(label: str, header: list[str]) -> tuple[Any, Any]:
-        path = folder / f"{label.lower()}s-{len(node_files):04d}.csv"
-        node_files.append((label, path))
-        fh = open(path, "w", encoding="utf-8", newline="")
-        out = csv.writer(fh)
-        out.writerow(header)
-        return fh, out
-
-    handles = {name: open(path, "w", encoding="utf-8", newline="") for name, path in rels.items()}
     try:
-        for rel, header in _REL_HEADERS.items():
-            handles[rel].write(",".join(header) + "\n")
-        for images, queries in _rounds(chunks, round_products):
+        for k, (images, queries) in enumerate(_rounds(chunks, round_products)):
             for batch in _batches(images, batch_size):
                 catalog.image_batch(batch)
             catalog.query_batch(queries)
@@ -348,48 +344,35 @@ def _write_import_csv(chunks: Iterable[Chunk], folder: Path, source: str, attrib
                 + [name for q in queries for name in (*q.added, *q.removed, *q.mentioned)])
                 if name not in attribute_node]
             if new:
-                path = folder / f"attributes-{len(node_files):04d}.csv"
+                path = folder / f"attributes-{k:05d}.csv"
                 node_files.append(("Attribute", path))
                 attribute_rounds.append((path, new))
                 for name in new:
                     attribute_node[name] = next_id
                     next_id += 1
-            fh, out = node_file("Image", _IMAGE_HEADER)
-            has_rows: list[str] = []
-            with fh:
-                for r in images:
-                    n = image_node[r.id] = next_id
-                    next_id += 1
-                    out.writerow([n, r.id, r.title, r.image_path, r.split, r.group, now])
-                    for name in dict.fromkeys(a.name for a in r.attributes):
-                        cell = has_cell.get(name)
-                        if cell is None:
-                            cell = has_cell[name] = f",{attribute_node[name]}{tail}"
-                        has_rows.append(f"{n}{cell}")
-            handles[HAS_ATTRIBUTE].write("".join(has_rows))
-            counts[HAS_ATTRIBUTE] += len(has_rows)
+            first_image = next_id
+            for r in images:
+                image_node[r.id] = next_id
+                next_id += 1
+            first_caption = next_id
+            next_id += len(queries)
+            paths = _RoundFiles(folder, k)
+            node_files += [("Image", paths.images), ("Caption", paths.captions)]
+            for rel in _REL_HEADERS:
+                rel_files[rel].append(paths.rels[rel])
             counts["Image"] += len(images)
-            fh, out = node_file("Caption", _CAPTION_HEADER)
-            rows: dict[str, list[str]] = {MODIFIES: [], TARGETS: [], MENTIONS: []}
-            with fh:
-                for q in queries:
-                    n = next_id
-                    next_id += 1
-                    out.writerow([n, q.id, q.text, q.split, q.group, now])
-                    rows[MODIFIES].append(f"{n},{image_node[q.candidate_id]}\n")
-                    if q.target_id:
-                        rows[TARGETS].append(f"{n},{image_node[q.target_id]}\n")
-                    for role, names in zip(CAPTION_ROLES, (q.added, q.removed, q.mentioned), strict=True):
-                        for name in dict.fromkeys(names):
-                            cell = role_cell.get((name, role))
-                            if cell is None:
-                                cell = role_cell[name, role] = f",{attribute_node[name]},{_csv_cell(role)}\n"
-                            rows[MENTIONS].append(f"{n}{cell}")
-            for rel, lines in rows.items():
-                handles[rel].write("".join(lines))
-                counts[rel] += len(lines)
             counts["Caption"] += len(queries)
+            job = (paths, images, queries, first_image, first_caption, image_node, attribute_node, now, attribute_source)
+            if parallel:
+                while writers:  # one child writing at a time: this process and it fill two cores
+                    _reap(writers.pop(0), counts)
+                writers.append((_fork(_write_round, job, paths.counts), k, paths.counts))
+            else:
+                for rel, n in _write_round(*job).items():
+                    counts[rel] += n
             advance(len(images) + len(queries))
+        while writers:
+            _reap(writers.pop(0), counts)
         for path, names in attribute_rounds:
             with open(path, "w", encoding="utf-8", newline="") as fh:
                 out = csv.writer(fh)
@@ -399,9 +382,93 @@ def _write_import_csv(chunks: Iterable[Chunk], folder: Path, source: str, attrib
                                   ARRAY_DELIMITER.join(catalog.kinds[name]), now])
         counts["Attribute"] = len(attribute_node)
     finally:
-        for fh in handles.values():
-            fh.close()
-    return CsvFiles(folder, node_files, rels, counts)
+        for pid, _, _ in writers:  # a failure here: no child is left writing into the folder
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+    return CsvFiles(folder, node_files, rel_files, counts)
+
+
+@dataclass
+class _RoundFiles:
+    folder: Path
+    round: int
+
+    @property
+    def images(self) -> Path:
+        return self.folder / f"images-{self.round:05d}.csv"
+
+    @property
+    def captions(self) -> Path:
+        return self.folder / f"captions-{self.round:05d}.csv"
+
+    @property
+    def rels(self) -> dict[str, Path]:
+        return {rel: self.folder / f"{rel.lower()}-{self.round:05d}.csv" for rel in _REL_HEADERS}
+
+    @property
+    def counts(self) -> Path:
+        return self.folder / f"counts-{self.round:05d}.json"
+
+
+def _write_round(paths: _RoundFiles, images: Sequence[ImageRecord], queries: Sequence[QueryRecord],
+                 first_image: int, first_caption: int, image_node: dict[str, int], attribute_node: dict[str, int],
+                 now: str, attribute_source: str) -> dict[str, int]:
+    """One round's node and relationship files, numbered as :func:`_write_import_csv` decided; returns how
+    many relationships of each type it wrote."""
+    tail = f",{_csv_cell(attribute_source)},1.0,{now}\n"
+    has_cell = {name: f",{n}{tail}" for name, n in attribute_node.items()}  # the end of a HAS_ATTRIBUTE row
+    role_cell = {role: {name: f",{n},{_csv_cell(role)}\n" for name, n in attribute_node.items()}
+                 for role in CAPTION_ROLES}
+    rows: dict[str, list[str]] = {rel: [",".join(header) + "\n"] for rel, header in _REL_HEADERS.items()}
+    with open(paths.images, "w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(_IMAGE_HEADER)
+        has_rows = rows[HAS_ATTRIBUTE]
+        for n, r in enumerate(images, first_image):
+            out.writerow([n, r.id, r.title, r.image_path, r.split, r.group, now])
+            has_rows.extend(f"{n}{has_cell[name]}" for name in dict.fromkeys(a.name for a in r.attributes))
+    with open(paths.captions, "w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(_CAPTION_HEADER)
+        modifies, targets, mentions = rows[MODIFIES], rows[TARGETS], rows[MENTIONS]
+        for n, q in enumerate(queries, first_caption):
+            out.writerow([n, q.id, q.text, q.split, q.group, now])
+            modifies.append(f"{n},{image_node[q.candidate_id]}\n")
+            if q.target_id:
+                targets.append(f"{n},{image_node[q.target_id]}\n")
+            for role, names in zip(CAPTION_ROLES, (q.added, q.removed, q.mentioned), strict=True):
+                cells = role_cell[role]
+                mentions.extend(f"{n}{cells[name]}" for name in dict.fromkeys(names))
+    for rel, lines in rows.items():
+        with open(paths.rels[rel], "w", encoding="utf-8", newline="") as fh:
+            fh.write("".join(lines))
+    return {rel: len(lines) - 1 for rel, lines in rows.items()}
+
+
+def _fork(work: Any, args: tuple, counts_file: Path) -> int:
+    """``work(*args)`` in a forked child (it sees this process's memory as it is now, nothing is copied to
+    it), which writes the counts it returns to ``counts_file`` and exits; returns its pid."""
+    pid = os.fork()
+    if pid == 0:  # the child: only writes files, never returns into the caller's code
+        code = 1
+        try:
+            counts_file.write_text(json.dumps(work(*args)), encoding="utf-8")
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _reap(writer: tuple[int, int, Path], counts: dict[str, int]) -> None:
+    pid, k, counts_file = writer
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or not counts_file.exists():
+        raise RuntimeError(f"writing the importer's CSV of round {k + 1} failed (its error is printed above); "
+                           "nothing was loaded")
+    for rel, n in json.loads(counts_file.read_text(encoding="utf-8")).items():
+        counts[rel] += n
 
 
 def _csv_cell(value: str) -> str:
@@ -431,7 +498,7 @@ def run_importer(home: Path, files: CsvFiles, database: str = "neo4j", log: Path
            f"--array-delimiter={ARRAY_DELIMITER}",
            f"--max-off-heap-memory={import_memory()}", f"--threads={max(1, os.cpu_count() or 1)}"]
     cmd += [f"--nodes={label}={path}" for label, path in files.nodes]
-    cmd += [f"--relationships={rel}={path}" for rel, path in files.relationships.items()]
+    cmd += [f"--relationships={rel}={path}" for rel, paths in files.relationships.items() for path in paths]
     env = {k: v for k, v in os.environ.items() if k != "NEO4J_PASSWORD"}
     env["NEO4J_HOME"] = str(home)
     env.pop("NEO4J_CONF", None)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -227,8 +227,9 @@ class ScaleCatalog:
                 first_group.setdefault(r, f"{kind}:{copy}:{key}")
         for r in rows:
             t = self.records[r]
-            images.append(replace(t, id=new_id[r], title=_rebrand(t.title, suffix), split=split,
-                                  group=first_group.get(r, ""), source_line=start + len(images) + 1))
+            # (the constructor, not dataclasses.replace: a third of the time of a million products)
+            images.append(ImageRecord(new_id[r], _rebrand(t.title, suffix), t.image_path, split,
+                                      first_group.get(r, ""), t.attributes, start + len(images) + 1))
             if plan is not None:
                 partners = self._partners[r]
                 other = partners[rng.randrange(len(partners))] if copy and len(partners) > 1 else r

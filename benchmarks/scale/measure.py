@@ -21,6 +21,7 @@ in the output folder and stops at the end:
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -170,6 +171,7 @@ class SizeRun:
     rounds: int = 30
     neo4j_vector: bool = True
     layer_dtype: str = "float32"
+    max_steps: int | None = None  # batches trained an epoch (None: all); the epoch's time is then extrapolated
     seed: int = 0
     result: dict[str, Any] = field(default_factory=dict)
 
@@ -243,6 +245,40 @@ def run_size(run: SizeRun, log=print) -> dict[str, Any]:
     return res
 
 
+def rerun_interactions(run: SizeRun, log=print) -> dict[str, Any]:
+    """The interactions phase again, on the database and published engine an earlier run of this size left
+    in ``run.out`` (its ``probes.json``): to measure them on a quiet machine, or after a change to the
+    interactive path, without loading and training again. Returns the size's result with the new entry."""
+    path = run.out / "result.json"
+    res = run.result
+    res.update(json.loads(path.read_text()) if path.exists() else {"products": run.n})
+    saved = run.out / "probes.json"
+    probes = [tuple(p) for p in json.loads(saved.read_text())["probes"]] if saved.exists() else None
+    from engine.workspace import Workspace
+
+    server = _server(run.out)  # the same database, on ports free now
+    watch = MemoryWatch()
+    res["interactions_rerun_load_average_start"] = os.getloadavg()[0]
+    try:
+        watch.jvm_pid = server.start().pid
+        driver = _driver_for(server)()
+        try:
+            if probes is None:  # a run that kept none: test queries read back, in id order
+                records, _, _ = driver.execute_query(
+                    "MATCH (c:Caption {split: 'test'})-[:MODIFIES]->(i:Image) RETURN i.id AS image, c.text AS text "
+                    "ORDER BY c.id LIMIT $n", n=run.queries, routing_=RoutingControl.READ)
+                probes = [(r["image"], r["text"]) for r in records]
+            _interact(run, Workspace(run.out / "home"), probes, driver, watch, log)
+        finally:
+            driver.close()
+    finally:
+        watch.close()
+        server.stop()
+    res["interactions"]["rerun"] = True
+    res["interactions_rerun_load_average_end"] = os.getloadavg()[0]
+    return res
+
+
 def _first_load(run: SizeRun, template, server, driver_for, into: dict, log) -> None:
     from graphdb.bulk import bulk_create, bulk_import
 
@@ -299,6 +335,8 @@ def _config(run: SizeRun, sampler: str):
     config.train.epochs = run.epochs
     config.train.sampler = sampler
     config.train.seed = run.seed
+    if sampler == "neighbour":
+        config.train.max_steps_per_epoch = run.max_steps
     config.simulation.like_pool = 20_000
     config.retrieval.layer_dtype = run.layer_dtype
     return config
@@ -334,11 +372,19 @@ def _train_publish_search_interact(run: SizeRun, template, driver, watch: Memory
         with watch.phase(entry):
             fitted = fit_model("graph_catalog", g, config, run.out / "checkpoints", log=lambda s: None, truth=truth)
         hist = fitted.meta["history"]
-        entry.update({"epochs": len(hist), "seconds_per_epoch": round(statistics.median(h["seconds"] for h in hist), 2),
-                      "validation_seconds": round(statistics.median(h.get("eval_seconds", 0.0) for h in hist), 2),
-                      "val_id_R@10": round(hist[-1]["val_id_r10"], 1), "train_queries": len(g.queries["train"])})
+        seconds = statistics.median(h["seconds"] for h in hist)
+        validation = statistics.median(h.get("eval_seconds", 0.0) for h in hist)
+        steps, per_epoch = hist[-1].get("steps", 0), hist[-1].get("steps_per_epoch", 0)
+        entry.update({"epochs": len(hist), "seconds_per_epoch": round(seconds, 2),
+                      "validation_seconds": round(validation, 2), "val_id_R@10": round(hist[-1]["val_id_r10"], 1),
+                      "train_queries": len(g.queries["train"]), "steps": steps, "steps_per_epoch": per_epoch})
+        if steps and steps < per_epoch:  # a share of the epoch was timed: the whole one, extrapolated
+            entry["timed_seconds"] = entry["seconds_per_epoch"]
+            entry["seconds_per_epoch"] = round((seconds - validation) * per_epoch / steps + validation, 2)
+            entry["extrapolated_from_steps"] = steps
         log(f"{run.n:,}: training ({sampler}) {entry['seconds_per_epoch']} s an epoch "
-            f"(validation {entry['validation_seconds']} s), peak {entry['peak_python_mb']} MB, "
+            + (f"(extrapolated from {steps} of its {per_epoch} batches) " if "timed_seconds" in entry else "")
+            + f"(validation {entry['validation_seconds']} s), peak {entry['peak_python_mb']} MB, "
             f"val id R@10 {entry['val_id_R@10']}")
         trained[sampler] = fitted
         gc.collect()
@@ -350,6 +396,7 @@ def _train_publish_search_interact(run: SizeRun, template, driver, watch: Memory
     gc.collect()
     text_of = _caption_texts(driver, [c for c, _ in asked])
     probes = [(candidate, text_of[caption]) for caption, candidate in asked]  # (candidate image, caption text)
+    write_json(run.out / "probes.json", {"probes": probes})  # what a rerun of the interactions asks again
     _search(run, ws, texts, probes, driver, watch, log)
     _interact(run, ws, probes, driver, watch, log)
 
@@ -455,6 +502,18 @@ def _search(run: SizeRun, ws, texts, probes: list[tuple[str, str]], driver, watc
             entry[name] = {"build_seconds": round(built, 2), **percentiles(lat), "recall@10_vs_exact": round(recall, 4)}
             log(f"{run.n:,}: search {name}: p50 {entry[name]['p50_ms']} ms p95 {entry[name]['p95_ms']} ms, "
                 f"recall@10 vs exact {recall:.3f} (built in {built:.1f} s)")
+            if spec.kind == "hnsw":  # the same graph searched wider: what recall more candidates buy
+                index.spec = dataclasses.replace(spec, hnsw_ef_search=4 * spec.hnsw_ef_search)
+                hits, lat = [], []
+                for i in range(len(q)):
+                    tick = time.perf_counter()
+                    hits.append([h for h, _ in index.search(q[i : i + 1], 10, exclude=[exclude[i]])[0]])
+                    lat.append(time.perf_counter() - tick)
+                recall = float(np.mean([len(set(h) & set(e)) / 10 for h, e in zip(hits, exact, strict=True)]))
+                wide = f"hnsw_ef{index.spec.hnsw_ef_search}"
+                entry[wide] = {**percentiles(lat), "recall@10_vs_exact": round(recall, 4)}
+                log(f"{run.n:,}: search {wide}: p50 {entry[wide]['p50_ms']} ms p95 {entry[wide]['p95_ms']} ms, "
+                    f"recall@10 vs exact {recall:.3f}")
             del index
             gc.collect()
         lat = []
@@ -464,7 +523,11 @@ def _search(run: SizeRun, ws, texts, probes: list[tuple[str, str]], driver, watc
             lat.append(time.perf_counter() - tick)
         entry["engine_search"] = percentiles(lat)
         if run.neo4j_vector:
-            entry["neo4j_vector"] = _neo4j_vector(driver, ids, final, q, exclude, exact, log, run.n)
+            try:
+                entry["neo4j_vector"] = _neo4j_vector(driver, ids, final, q, exclude, exact, log, run.n)
+            except Exception as err:  # a server-side failure is a finding; the other figures still count
+                entry["neo4j_vector"] = {"failed": f"{type(err).__name__}: {err}"[:1000]}
+                log(f"{run.n:,}: Neo4j vector index failed: {entry['neo4j_vector']['failed']}")
         del engine, searcher, final
         gc.collect()
 
@@ -516,6 +579,11 @@ def _interact(run: SizeRun, ws, probes: list[tuple[str, str]], driver, watch, lo
         tick = time.perf_counter()
         session = InteractiveSession(ws, driver, background_save=True)
         entry["engine_load_seconds"] = round(time.perf_counter() - tick, 2)
+        tick = time.perf_counter()  # what `tailor serve` does before it takes requests
+        entry["warm_up"] = session.warm_up()
+        entry["warm_up_seconds"] = round(time.perf_counter() - tick, 2)
+        log(f"{run.n:,}: session open in {entry['engine_load_seconds']} s, warmed up in {entry['warm_up_seconds']} s "
+            f"({', '.join(entry['warm_up'])})")
         engine = session.engine
         like_s, tag_s, query_s, save_s, changed = [], [], [], [], {"like": 0, "tag": 0}
         parts: dict[str, list[float]] = {}

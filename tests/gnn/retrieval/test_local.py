@@ -179,3 +179,18 @@ def test_a_new_image_or_a_vanished_attribute_asks_for_a_full_refresh(world) -> N
     fewer = dict(delta.attributes)
     fewer.pop("dress")
     assert refresh_local(engine, state, dataclasses.replace(delta, attributes=fewer)) is None
+
+
+def test_the_rounding_of_a_stored_value_is_not_a_change() -> None:
+    from gnn.retrieval.local import change_beyond_rounding
+
+    torch.manual_seed(0)
+    exact = torch.randn(50, 16) * 4  # hub coordinates of a few units
+    stored = exact.half().float()  # as a float16 bundle keeps them
+    assert (exact - stored).abs().max() > 1e-3  # the rounding alone is past the default tolerance
+    assert change_beyond_rounding(exact, stored, torch.float16).max() == 0  # recomputed unchanged: no change
+    moved = exact + 0.05
+    got = change_beyond_rounding(moved, stored, torch.float16)
+    assert bool(((got > 0.05 - 5e-3) & (got <= 0.05 + 1e-6)).all())  # a real change, less at most the rounding
+    assert torch.equal(change_beyond_rounding(moved, exact, torch.float32),
+                       (moved - exact).abs().amax(dim=1).double())  # float32 layers: unchanged rule

@@ -53,10 +53,14 @@ def one(args: argparse.Namespace) -> None:
                   rounds=args.rounds, neo4j_vector=n <= parse_size(args.neo4j_vector_max),
                   layer_dtype="float16" if n >= parse_size(args.float16_from) else "float32", seed=args.seed,
                   max_steps=args.max_steps if n >= parse_size(args.max_steps_from) else None)
-    if args.rerun_interactions:
-        from benchmarks.scale.measure import rerun_interactions
+    if args.rerun_first_load or args.rerun_interactions:
+        from benchmarks.scale.measure import rerun_first_load, rerun_interactions
 
-        write_json(out / "result.json", rerun_interactions(run, log=lambda line: print(line, flush=True)))
+        log = lambda line: print(line, flush=True)  # noqa: E731
+        if args.rerun_first_load:
+            write_json(out / "result.json", rerun_first_load(run, log=log))
+        if args.rerun_interactions:
+            write_json(out / "result.json", rerun_interactions(run, log=log))
         return
     try:
         run_size(run, log=lambda line: print(line, flush=True))
@@ -217,6 +221,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="test queries searched")
     parser.add_argument("--rounds", type=int, default=30, help="likes, and as many tags")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rerun-first-load", action="store_true",
+                        help="only the first load again (into a database of its own), replacing that entry in OUT")
     parser.add_argument("--rerun-interactions", action="store_true",
                         help="only the likes and tags again, on the database and engine a run of each size left in OUT")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # one size, in this process
@@ -238,9 +244,10 @@ def main() -> None:
                    "--neo4j-vector-max", args.neo4j_vector_max, "--float16-from", args.float16_from,
                    "--max-steps", str(args.max_steps), "--max-steps-from", args.max_steps_from,
                    "--queries", str(args.queries), "--rounds", str(args.rounds), "--seed", str(args.seed),
-                   *(["--rerun-interactions"] if args.rerun_interactions else [])]
+                   *(["--rerun-interactions"] if args.rerun_interactions else []),
+                   *(["--rerun-first-load"] if args.rerun_first_load else [])]
             print(f"=== {n:,} products ===", flush=True)
-            if not args.rerun_interactions:
+            if not (args.rerun_interactions or args.rerun_first_load):
                 path.unlink(missing_ok=True)  # no figures of an earlier run passed off as this one's
             done = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)})
             if done.returncode != 0:

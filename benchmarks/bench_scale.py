@@ -185,6 +185,8 @@ def plot(results: list[dict], path: Path) -> None:
         for q in ("p50_ms", "p95_ms"):
             series(ax, f"{what} {q[:3]}", [g(r, "interactions", what, q) for r in results],
                    ls="-" if q == "p50_ms" else "--")
+    series(ax, "like p95 after the first", [g(r, "interactions", "like", "p95_ms_after_first") for r in results],
+           ls=":")
     ax.axhline(1000, ls=":", c="grey")
     ax.set_title("interaction -> changed ranking, ms")
     for ax in axes.flat:

@@ -332,7 +332,7 @@ def _write_import_csv(chunks: Iterable[Chunk], folder: Path, source: str, attrib
     rel_files: dict[str, list[Path]] = {rel: [] for rel in _REL_HEADERS}
     attribute_rounds: list[tuple[Path, list[str]]] = []  # written at the end
     counts = dict.fromkeys(["Image", "Caption", "Attribute", *_REL_HEADERS], 0)
-    writers: list[tuple[int, int, Path]] = []  # (child pid, round, its counts file)
+    writing: tuple[int, _RoundFiles] | None = None  # the child writing a round's files, and their paths
     advance = start_phase("CSV for the importer", 0)
     try:
         for k, (images, queries) in enumerate(_rounds(chunks, round_products)):
@@ -364,15 +364,16 @@ def _write_import_csv(chunks: Iterable[Chunk], folder: Path, source: str, attrib
             counts["Caption"] += len(queries)
             job = (paths, images, queries, first_image, first_caption, image_node, attribute_node, now, attribute_source)
             if parallel:
-                while writers:  # one child writing at a time: this process and it fill two cores
-                    _reap(writers.pop(0), counts)
-                writers.append((_fork(_write_round, job, paths.counts), k, paths.counts))
+                if writing is not None:  # one child writing at a time: this process and it fill two cores
+                    _reap(*writing, counts)
+                writing = (_fork(_write_round, job, paths.counts), paths)
             else:
                 for rel, n in _write_round(*job).items():
                     counts[rel] += n
             advance(len(images) + len(queries))
-        while writers:
-            _reap(writers.pop(0), counts)
+        if writing is not None:
+            _reap(*writing, counts)
+            writing = None
         for path, names in attribute_rounds:
             with open(path, "w", encoding="utf-8", newline="") as fh:
                 out = csv.writer(fh)
@@ -382,9 +383,9 @@ def _write_import_csv(chunks: Iterable[Chunk], folder: Path, source: str, attrib
                                   ARRAY_DELIMITER.join(catalog.kinds[name]), now])
         counts["Attribute"] = len(attribute_node)
     finally:
-        for pid, _, _ in writers:  # a failure here: no child is left writing into the folder
+        if writing is not None:  # a failure here: no child is left writing into the folder
             with contextlib.suppress(OSError):
-                os.waitpid(pid, 0)
+                os.waitpid(writing[0], 0)
     return CsvFiles(folder, node_files, rel_files, counts)
 
 
@@ -461,13 +462,13 @@ def _fork(work: Any, args: tuple, counts_file: Path) -> int:
     return pid
 
 
-def _reap(writer: tuple[int, int, Path], counts: dict[str, int]) -> None:
-    pid, k, counts_file = writer
+def _reap(pid: int, paths: _RoundFiles, counts: dict[str, int]) -> None:
+    """Wait for the child writing ``paths`` and add the counts it wrote; its failure is an error."""
     _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0 or not counts_file.exists():
-        raise RuntimeError(f"writing the importer's CSV of round {k + 1} failed (its error is printed above); "
-                           "nothing was loaded")
-    for rel, n in json.loads(counts_file.read_text(encoding="utf-8")).items():
+    if os.waitstatus_to_exitcode(status) != 0 or not paths.counts.exists():
+        raise RuntimeError(f"writing the importer's CSV of round {paths.round + 1} failed (its error is printed "
+                           "above); nothing was loaded")
+    for rel, n in json.loads(paths.counts.read_text(encoding="utf-8")).items():
         counts[rel] += n
 
 

@@ -245,13 +245,18 @@ def run_size(run: SizeRun, log=print) -> dict[str, Any]:
     return res
 
 
+def _earlier_result(run: SizeRun) -> dict[str, Any]:
+    """``run.result`` filled with what an earlier run of this size left in ``run.out/result.json``."""
+    path = run.out / "result.json"
+    run.result.update(json.loads(path.read_text()) if path.exists() else {"products": run.n})
+    return run.result
+
+
 def rerun_interactions(run: SizeRun, log=print) -> dict[str, Any]:
     """The interactions phase again, on the database and published engine an earlier run of this size left
     in ``run.out`` (its ``probes.json``): to measure them on a quiet machine, or after a change to the
     interactive path, without loading and training again. Returns the size's result with the new entry."""
-    path = run.out / "result.json"
-    res = run.result
-    res.update(json.loads(path.read_text()) if path.exists() else {"products": run.n})
+    res = _earlier_result(run)
     saved = run.out / "probes.json"
     probes = [tuple(p) for p in json.loads(saved.read_text())["probes"]] if saved.exists() else None
     from engine.workspace import Workspace
@@ -287,9 +292,7 @@ def rerun_first_load(run: SizeRun, log=print) -> dict[str, Any]:
 
     from benchmarks.scale.generate import ScaleCatalog
 
-    path = run.out / "result.json"
-    res = run.result
-    res.update(json.loads(path.read_text()) if path.exists() else {"products": run.n})
+    res = _earlier_result(run)
     folder = run.out / "first-load"
     shutil.rmtree(folder, ignore_errors=True)
     alone = dataclasses.replace(run, out=folder, result={})
@@ -523,25 +526,17 @@ def _search(run: SizeRun, ws, texts, probes: list[tuple[str, str]], driver, watc
                 for a in range(0, len(ids), 1 << 17):
                     index.add(ids[a : a + (1 << 17)], final[a : a + (1 << 17)].float().numpy())
             built = time.perf_counter() - tick
-            hits, lat = [], []
-            for i in range(len(q)):
-                tick = time.perf_counter()
-                hits.append([h for h, _ in index.search(q[i : i + 1], 10, exclude=[exclude[i]])[0]])
-                lat.append(time.perf_counter() - tick)
+            hits, lat = _timed_searches(index, q, exclude)
             if exact is None:
                 exact = hits
-            recall = float(np.mean([len(set(h) & set(e)) / 10 for h, e in zip(hits, exact, strict=True)]))
+            recall = _recall_at_10(hits, exact)
             entry[name] = {"build_seconds": round(built, 2), **percentiles(lat), "recall@10_vs_exact": round(recall, 4)}
             log(f"{run.n:,}: search {name}: p50 {entry[name]['p50_ms']} ms p95 {entry[name]['p95_ms']} ms, "
                 f"recall@10 vs exact {recall:.3f} (built in {built:.1f} s)")
             if spec.kind == "hnsw":  # the same graph searched wider: what recall more candidates buy
                 index.spec = dataclasses.replace(spec, hnsw_ef_search=4 * spec.hnsw_ef_search)
-                hits, lat = [], []
-                for i in range(len(q)):
-                    tick = time.perf_counter()
-                    hits.append([h for h, _ in index.search(q[i : i + 1], 10, exclude=[exclude[i]])[0]])
-                    lat.append(time.perf_counter() - tick)
-                recall = float(np.mean([len(set(h) & set(e)) / 10 for h, e in zip(hits, exact, strict=True)]))
+                hits, lat = _timed_searches(index, q, exclude)
+                recall = _recall_at_10(hits, exact)
                 wide = f"hnsw_ef{index.spec.hnsw_ef_search}"
                 entry[wide] = {**percentiles(lat), "recall@10_vs_exact": round(recall, 4)}
                 log(f"{run.n:,}: search {wide}: p50 {entry[wide]['p50_ms']} ms p95 {entry[wide]['p95_ms']} ms, "
@@ -562,6 +557,20 @@ def _search(run: SizeRun, ws, texts, probes: list[tuple[str, str]], driver, watc
                 log(f"{run.n:,}: Neo4j vector index failed: {entry['neo4j_vector']['failed']}")
         del engine, searcher, final
         gc.collect()
+
+
+def _timed_searches(index, q: np.ndarray, exclude: list[str]) -> tuple[list[list[str]], list[float]]:
+    """Each query's top 10 (its candidate left out) and the seconds each search took."""
+    hits, lat = [], []
+    for i in range(len(q)):
+        tick = time.perf_counter()
+        hits.append([h for h, _ in index.search(q[i : i + 1], 10, exclude=[exclude[i]])[0]])
+        lat.append(time.perf_counter() - tick)
+    return hits, lat
+
+
+def _recall_at_10(hits: list[list[str]], exact: list[list[str]]) -> float:
+    return float(np.mean([len(set(h) & set(e)) / 10 for h, e in zip(hits, exact, strict=True)]))
 
 
 def _neo4j_vector(driver, ids, final, q, exclude, exact, log, n) -> dict[str, Any]:
@@ -591,7 +600,7 @@ def _neo4j_vector(driver, ids, final, q, exclude, exact, log, n) -> dict[str, An
                 k=k, v=q[i].tolist(), routing_=RoutingControl.READ)
             lat.append(time.perf_counter() - tick)
             hits.append([r["id"] for r in records if r["id"] != exclude[i]][:10])
-        recall = float(np.mean([len(set(h) & set(e)) / 10 for h, e in zip(hits, exact, strict=True)]))
+        recall = _recall_at_10(hits, exact)
         key = "" if k == 11 else f"_k{k}"
         out.update({f"p50_ms{key}": percentiles(lat)["p50_ms"], f"p95_ms{key}": percentiles(lat)["p95_ms"],
                     f"recall@10_vs_exact{key}": round(recall, 4)})

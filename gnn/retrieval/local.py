@@ -259,8 +259,7 @@ class LocalState:
         g = self.graph
         indegree = g.in_ptr[1:] - g.in_ptr[:-1]
         hubs = torch.nonzero((indegree > self.hub_degree) & (self.kinds[: g.base_nodes] == ATTRIBUTE)).flatten()
-        self.hub_row = {int(h): i for i, h in enumerate(hubs.tolist())}
-        self.hub_nodes = hubs
+        self._set_hubs(hubs)
         L, R, hidden = layers.shape[0] - 1, len(self.relations), layers.shape[-1]
         sums = torch.zeros((L, len(hubs), R, hidden), dtype=torch.float64)
         counts = torch.zeros((len(hubs), R), dtype=torch.long)
@@ -309,8 +308,7 @@ class LocalState:
         config = GraphConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
         out = cls(graph, state["relations"], config, state["kinds"], state["rows"], state["attribute_nodes"],
                   state["caption_nodes"], state["caption_layers"], state["hub_degree"], state["hub_tolerance"])
-        out.hub_nodes = state["hub_nodes"]
-        out.hub_row = {int(h): i for i, h in enumerate(out.hub_nodes.tolist())}
+        out._set_hubs(state["hub_nodes"])
         out.hub_sums, out.hub_counts, out.hub_drift = state["hub_sums"], state["hub_counts"], state["hub_drift"]
         out.topology_id = topology["id"]
         return out
@@ -335,8 +333,51 @@ class LocalState:
             if bool(sel.any()):
                 store[layer, rows[sel]] = values[sel].to(store.dtype)
 
+    def _set_hubs(self, hubs: Tensor) -> None:
+        """The hub tables: ``hubs`` sorted, a mask over the base nodes, and each hub's links to hubs."""
+        g = self.graph
+        self.hub_nodes = hubs
+        self.hub_row = {int(h): i for i, h in enumerate(hubs.tolist())}
+        self.hub_mask = torch.zeros(g.base_nodes, dtype=torch.bool)
+        self.hub_mask[hubs] = True
+        # A hub sends to most of the catalog, but its sums change only through its links to other hubs:
+        # those base edges, by sending hub, so that a moved hub is not followed down all its edges.
+        eids, owner = g._base(hubs, g.out_ptr, g.out_perm) if len(hubs) else (hubs, hubs)
+        into = self.hub_mask[g.dst[eids].long()]
+        self.hub_link_eids, counts = eids[into], torch.bincount(owner[into], minlength=len(hubs))
+        self.hub_link_ptr = torch.zeros(len(hubs) + 1, dtype=torch.long)
+        self.hub_link_ptr[1:] = torch.cumsum(counts, 0)
+
     def is_hub(self, nodes: Tensor) -> Tensor:
-        return torch.isin(nodes, self.hub_nodes)
+        """Per node, whether it is a hub (only base attributes are; nodes added since never are)."""
+        out = torch.zeros(len(nodes), dtype=torch.bool)
+        base = nodes < len(self.hub_mask)
+        out[base] = self.hub_mask[nodes[base]]
+        return out
+
+    def _edges_to_hubs(self, senders: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(destination, position in ``senders`` of the source, relation) of every live edge from
+        ``senders`` into a hub; a hub sender is read from its hub links, not from all its edges."""
+        g = self.graph
+        from_hub = self.is_hub(senders)
+        plain = torch.nonzero(~from_hub).flatten()
+        dst, pos, rel = g.out_edges(senders[plain])
+        into = self.is_hub(dst)
+        parts = [(dst[into], plain[pos[into]], rel[into])]
+        hubs = torch.nonzero(from_hub).flatten()
+        if len(hubs):
+            rows = torch.searchsorted(self.hub_nodes, senders[hubs])
+            idx, owner = _ranges(self.hub_link_ptr[rows], self.hub_link_ptr[rows + 1] - self.hub_link_ptr[rows])
+            eids = self.hub_link_eids[idx]
+            alive = ~g.dead[eids]
+            parts.append((g.dst[eids[alive]].long(), hubs[owner[alive]], g.rel[eids[alive]].long()))
+            ks, owners = g._extra(senders[hubs], g.extra_out)
+            if ks:
+                d = torch.tensor([g.extra[k][1] for k in ks])
+                r = torch.tensor([g.extra[k][2] for k in ks])
+                into = self.is_hub(d)
+                parts.append((d[into], hubs[torch.tensor(owners)][into], r[into]))
+        return tuple(torch.cat(column) for column in zip(*parts, strict=True))
 
     # --- applying a delta ------------------------------------------------------------------------
     def _node(self, kind: str, node_id: str, bundle: Any) -> int | None:
@@ -538,9 +579,7 @@ class LocalState:
         """Hub sums of layer ``layer`` after the senders in ``prev`` moved (``prev_old``: their values before)
         and ``change``'s edges were added and removed."""
         if len(prev):
-            dst, pos, rel = self.graph.out_edges(prev)
-            into = self.is_hub(dst)
-            dst, pos, rel = dst[into], pos[into], rel[into]
+            dst, pos, rel = self._edges_to_hubs(prev)
             src = prev[pos]
             # An edge added this time contributes its sender whole (below), not a change; so does a new node.
             kept = ~torch.isin(self._key(src, dst, rel), added_keys) & ~torch.isin(src, new_nodes)

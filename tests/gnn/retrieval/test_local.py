@@ -194,3 +194,32 @@ def test_the_rounding_of_a_stored_value_is_not_a_change() -> None:
     assert bool(((got > 0.05 - 5e-3) & (got <= 0.05 + 1e-6)).all())  # a real change, less at most the rounding
     assert torch.equal(change_beyond_rounding(moved, exact, torch.float32),
                        (moved - exact).abs().amax(dim=1).double())  # float32 layers: unchanged rule
+
+
+def test_the_edges_into_hubs_are_those_of_every_edge_out_of_the_senders() -> None:
+    """A hub sender is read from its links to hubs, not followed down all its edges: the same edges either
+    way, with edges removed and added since the last full sync, and senders added since (never hubs)."""
+    from gnn.retrieval.local import ATTRIBUTE, IMAGE, LocalGraph, LocalState
+
+    rng = np.random.default_rng(0)
+    n, edges, relations = 60, 900, 4
+    src, dst = torch.as_tensor(rng.integers(0, n, edges)), torch.as_tensor(rng.integers(0, n, edges))
+    graph = LocalGraph(n, src, dst, torch.as_tensor(rng.integers(0, relations, edges)))
+    kinds = torch.full((n,), IMAGE, dtype=torch.int8)
+    kinds[:12] = ATTRIBUTE
+    state = LocalState(graph, [f"r{i}" for i in range(relations)], GraphConfig(), kinds, torch.arange(n), {}, {},
+                       torch.zeros((3, 0, 4)), hub_degree=5, hub_tolerance=1e-3)
+    hubs = torch.tensor([0, 3, 4, 7, 11])
+    for e in rng.choice(edges, 120, replace=False).tolist():  # removed since the last full sync
+        graph.remove(("b", e))
+    new = graph.add_node()
+    state.kinds = torch.cat([state.kinds, torch.tensor([IMAGE], dtype=torch.int8)])
+    for s, d in [(0, 3), (3, 0), (7, 20), (new, 4), (11, 11), (30, 7)]:  # added since
+        graph.add(s, d, int(rng.integers(relations)))
+    state._set_hubs(hubs)
+    for senders in (torch.tensor([0, 3, 7, 11, 25, 30, new]), torch.arange(n + 1), hubs, torch.tensor([new])):
+        dst, pos, rel = graph.out_edges(senders)
+        into = torch.isin(dst, hubs)
+        expected = sorted(zip(dst[into].tolist(), pos[into].tolist(), rel[into].tolist(), strict=True))
+        got = sorted(zip(*(t.tolist() for t in state._edges_to_hubs(senders)), strict=True))
+        assert got == expected and expected

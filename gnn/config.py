@@ -207,8 +207,9 @@ class RetrievalConfig:
     """How the published engine searches and follows interactions; changing it needs no retraining
     (left out of :meth:`ExperimentConfig.training_key`)."""
 
-    # The FAISS index (gnn.retrieval.index): flat (exact) | ivf | hnsw, and each kind's settings.
-    index: str = "flat"
+    # The FAISS index (gnn.retrieval.index): auto | flat (exact) | ivf | hnsw, and each kind's settings;
+    # auto is flat up to gnn.retrieval.index.AUTO_IVF_FROM images and IVF above, chosen when it is built.
+    index: str = "auto"
     ivf_lists: int | None = None  # None: about 4 * sqrt(images)
     ivf_probe: int = 32  # lists searched per query
     hnsw_m: int = 32  # links per node

@@ -103,8 +103,9 @@ def build_bundle(
 
 def build_index(bundle: SearchBundle, spec=None, chunk: int = 1 << 17) -> ImageIndex:
     """The FAISS index of the bundle's final image embeddings; ``spec``: its kind and settings (an
-    :class:`~gnn.retrieval.index.IndexSpec` or a :class:`~gnn.config.RetrievalConfig`; default flat)."""
-    index = ImageIndex(bundle.image_layers.shape[-1], spec)
+    :class:`~gnn.retrieval.index.IndexSpec` or a :class:`~gnn.config.RetrievalConfig`; default "auto":
+    exact for a catalog of up to :data:`~gnn.retrieval.index.AUTO_IVF_FROM` images, IVF above)."""
+    index = ImageIndex(bundle.image_layers.shape[-1], spec, size=len(bundle.image_ids))
     final = bundle.image_layers[-1]
     if index.spec.kind == "ivf" and len(final):  # the quantizer trains on all of them (a sample of them)
         index.add(bundle.image_ids, final.float().numpy())

@@ -101,3 +101,16 @@ def test_removed_ids_are_never_returned_and_can_come_back(tmp_path) -> None:
     loaded.add(["p4"], vectors[4:5])  # a product back in the catalog gets a new row
     assert loaded.search(vectors[4:5], k=1)[0][0][0] == "p4"
     np.testing.assert_allclose(loaded.vector("p4"), vectors[4] / np.linalg.norm(vectors[4]), atol=1e-6)
+
+
+def test_auto_is_exact_for_a_small_catalog_and_ivf_for_a_large_one() -> None:
+    from gnn.config import RetrievalConfig
+    from gnn.retrieval.index import AUTO_IVF_FROM
+
+    spec = IndexSpec.of(RetrievalConfig())
+    assert spec.kind == "auto"  # the default, resolved only once the size is known
+    assert spec.for_size(AUTO_IVF_FROM - 1).kind == "flat"
+    assert spec.for_size(AUTO_IVF_FROM).kind == "ivf"
+    assert IndexSpec("hnsw").for_size(10 * AUTO_IVF_FROM).kind == "hnsw"  # a chosen kind stays
+    assert ImageIndex(8, RetrievalConfig(), size=100).spec.kind == "flat"
+    assert ImageIndex(8, RetrievalConfig(), size=AUTO_IVF_FROM).spec.kind == "ivf"

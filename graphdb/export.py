@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from sys import intern
 from typing import Any
 
@@ -261,37 +262,6 @@ def export_base(driver: Driver, database: str | None = None) -> GraphExport:
 
 # --- keeping a base export current without re-reading it -------------------------------------------
 
-# Everything an Image or an interaction Caption sends or receives in the base graph, re-read for the
-# nodes whose updated_at moved. Every write of an interaction or curator script marks the nodes it
-# touches (see graphdb.interactions), deletions included.
-_DELTA_IMAGE_ATTRIBUTES = """
-UNWIND $ids AS id
-MATCH (i:Image {id: id})-[r:HAS_ATTRIBUTE]->(a:Attribute)
-RETURN i.id AS src, a.name AS dst, coalesce(r.source, 'catalog') AS source, r.confidence AS confidence
-"""
-_DELTA_INTERACTIONS = """
-CALL () {
-  UNWIND $images AS id MATCH (:Image {id: id})-[r]-() WHERE type(r) IN $types RETURN r
-  UNION
-  UNWIND $captions AS id MATCH (:Caption {id: id})-[r]-() WHERE type(r) IN $types RETURN r
-}
-WITH r, startNode(r) AS s, endNode(r) AS d
-RETURN type(r) AS type, labels(s)[0] AS src_kind,
-       s[CASE WHEN s:Attribute THEN 'name' ELSE 'id' END] AS src,
-       labels(d)[0] AS dst_kind, d[CASE WHEN d:Attribute THEN 'name' ELSE 'id' END] AS dst
-"""
-_DELTA_CAPTIONS = """
-UNWIND $ids AS id
-MATCH (c:Caption {id: id})
-WHERE EXISTS { (:Image)-[:LIKED_FOR]->(c) }
-""" + _LIKED_CAPTION_ROW
-# Pairs liked together that involve a changed image (found from both ends when both changed).
-_DELTA_LIKED_WITH = """
-UNWIND $images AS id
-MATCH (x:Image {id: id})-[r:LIKED_FOR]->(:Caption)<-[s:LIKED_FOR]-(y:Image)
-WHERE y <> x AND coalesce(s.who, '') = coalesce(r.who, '')
-RETURN DISTINCT x.id AS a, y.id AS b, coalesce(r.who, '') AS who
-"""
 _COUNT_IMAGES = "MATCH (i:Image) RETURN count(i) AS n"
 _IMAGE_IDS = "MATCH (i:Image) RETURN collect(i.id) AS ids"
 _DELTA_IMAGES = """
@@ -300,12 +270,56 @@ MATCH (i:Image {id: id})
 RETURN i.id AS id, coalesce(i.image_path, '') AS path, coalesce(i.title, '') AS title,
        coalesce(i.split, '') AS split, coalesce(i.group, '') AS grp
 """
-# Which of the base's captions are still liked (a deleted query leaves no updated_at to find it by).
-_STILL_LIKED = """
-UNWIND $ids AS id
-MATCH (c:Caption {id: id})
-WHERE EXISTS { (:Image)-[:LIKED_FOR]->(c) }
-RETURN collect(c.id) AS ids
+# Everything an Image or an interaction Caption sends or receives in the base graph, re-read for the
+# nodes whose updated_at moved (every write of an interaction or curator script marks the nodes it
+# touches, see graphdb.interactions, deletions included): the image count, the attribute list, which of
+# the asked captions are still liked (a deleted query leaves no updated_at to find it by), the changed
+# images' attributes, the interactions of the changed images and captions, the pairs liked together
+# that involve a changed image (found from both ends when both changed) and the liked captions with
+# their edges. One statement: one round trip, where seven took most of a like's read at a few
+# milliseconds each.
+_BASE_DELTA = """
+CALL () { MATCH (i:Image) RETURN count(i) AS image_count }
+CALL () { MATCH (a:Attribute) RETURN collect([a.name, coalesce(a.kind, 'unknown')]) AS attributes }
+CALL () {
+  UNWIND $asked AS id
+  MATCH (c:Caption {id: id})
+  WHERE EXISTS { (:Image)-[:LIKED_FOR]->(c) }
+  RETURN collect(c.id) AS still_liked
+}
+CALL () {
+  UNWIND $images AS id
+  MATCH (i:Image {id: id})-[r:HAS_ATTRIBUTE]->(a:Attribute)
+  RETURN collect({src: i.id, dst: a.name, source: coalesce(r.source, 'catalog'), confidence: r.confidence})
+         AS image_attributes
+}
+CALL () {
+  CALL () {
+    UNWIND $images AS id MATCH (:Image {id: id})-[r]-() WHERE type(r) IN $types RETURN r
+    UNION
+    UNWIND $captions AS id MATCH (:Caption {id: id})-[r]-() WHERE type(r) IN $types RETURN r
+  }
+  WITH r, startNode(r) AS s, endNode(r) AS d
+  RETURN collect({type: type(r), src_kind: labels(s)[0], src: s[CASE WHEN s:Attribute THEN 'name' ELSE 'id' END],
+                  dst_kind: labels(d)[0], dst: d[CASE WHEN d:Attribute THEN 'name' ELSE 'id' END]}) AS interactions
+}
+CALL () {
+  UNWIND $images AS id
+  MATCH (x:Image {id: id})-[r:LIKED_FOR]->(:Caption)<-[s:LIKED_FOR]-(y:Image)
+  WHERE y <> x AND coalesce(s.who, '') = coalesce(r.who, '')
+  WITH DISTINCT x.id AS a, y.id AS b, coalesce(r.who, '') AS who
+  RETURN collect([a, b, who]) AS liked_with
+}
+CALL () {
+  UNWIND $captions AS id
+  MATCH (c:Caption {id: id})
+  WHERE EXISTS { (:Image)-[:LIKED_FOR]->(c) }
+  RETURN collect({id: c.id, text: c.text, split: coalesce(c.split, ''), grp: coalesce(c.group, ''),
+                  candidates: [(c)-[:MODIFIES]->(x:Image) | x.id],
+                  mentions: [(c)-[m:MENTIONS]->(a:Attribute) | [a.name, coalesce(m.role, 'mentioned')]]})
+         AS liked_captions
+}
+RETURN image_count, attributes, still_liked, image_attributes, interactions, liked_with, liked_captions
 """
 _PRODUCT_SIDE = ("HAS_ATTRIBUTE:", *INTERACTION_TYPES)
 
@@ -352,10 +366,9 @@ def update_base(
         images = sorted(rows)
         changed = ({("Image", i) for i in images} | {("Image", i) for i in gone}
                    | {("Caption", c) for c in captions})
-        for r in session.run(_ATTRIBUTES):
-            out.attributes[r["name"]] = r["kind"]
-        liked = set(session.run(_STILL_LIKED, ids=[c.id for c in base.captions]).single(strict=True)["ids"])
-        unliked = {("Caption", c.id) for c in base.captions if c.id not in liked}
+        parts = _DeltaParts.read(session, images, captions, {c.id for c in base.captions})
+        out.attributes = parts.attributes
+        unliked = {("Caption", c.id) for c in base.captions if c.id not in parts.still_liked}
         changed |= unliked  # their edges are dropped and nothing is re-read for them
         kept_captions = [c for c in base.captions if ("Caption", c.id) not in changed]
         for e in base.edges:
@@ -371,20 +384,7 @@ def update_base(
             ):
                 continue  # an attribute merged away
             out.edges.append(e)
-        if images:
-            for r in session.run(_DELTA_IMAGE_ATTRIBUTES, ids=images):
-                out.edges.append(_attribute_edge(r))
-        # One row per relationship (UNION: an edge between two changed nodes is found from both ends);
-        # two people's equal tags stay two edges, as in a full export.
-        rows = session.run(_DELTA_INTERACTIONS, images=images, captions=sorted(captions),
-                           types=_STORED_INTERACTIONS)
-        for r in rows:
-            out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
-        if images:
-            pairs = session.run(_DELTA_LIKED_WITH, images=sorted(images))
-            out.edges.extend(liked_with_edges((r["a"], r["b"], r["who"]) for r in pairs))
-        if captions:
-            _add_liked_captions(out, session.run(_DELTA_CAPTIONS, ids=sorted(captions)))
+        parts.add_to(out)
         out.captions = sorted(kept_captions + out.captions, key=lambda c: c.id)
     out.seconds = time.perf_counter() - start
     return out
@@ -397,6 +397,34 @@ def image_paths(driver: Driver, ids: list[str], database: str | None = None) -> 
     records, _, _ = driver.execute_query(_DELTA_IMAGES, ids=sorted(set(ids)), database_=database,
                                          routing_=RoutingControl.READ)
     return {r["id"]: r["path"] for r in records}
+
+
+@dataclass
+class _DeltaParts:
+    """What :data:`_BASE_DELTA` reads around changed images and captions."""
+
+    image_count: int
+    attributes: dict[str, str]
+    still_liked: set[str]
+    record: Any
+
+    @classmethod
+    def read(cls, session, images: list[str], captions: list[str], asked: set[str]) -> _DeltaParts:
+        r = session.run(_BASE_DELTA, images=sorted(images), captions=sorted(captions), asked=sorted(asked),
+                        types=_STORED_INTERACTIONS).single(strict=True)
+        return cls(r["image_count"], dict(sorted((name, kind) for name, kind in r["attributes"])),
+                   set(r["still_liked"]), r)
+
+    def add_to(self, out: GraphExport) -> None:
+        """The changed nodes' base edges and liked captions, appended to ``out``."""
+        r = self.record
+        out.edges.extend(_attribute_edge(row) for row in r["image_attributes"])
+        # One row per relationship (UNION: an edge between two changed nodes is found from both ends);
+        # two people's equal tags stay two edges, as in a full export.
+        out.edges.extend(TypedEdge(row["type"], row["src_kind"], row["src"], row["dst_kind"], row["dst"])
+                         for row in r["interactions"])
+        out.edges.extend(liked_with_edges((a, b, who) for a, b, who in r["liked_with"]))
+        _add_liked_captions(out, r["liked_captions"])
 
 
 def read_base_delta(
@@ -412,26 +440,13 @@ def read_base_delta(
     still liked, the attribute list and the number of images. Every read is by index or from the count
     store, so its cost follows what changed, not the catalog (the attribute list is a few hundred rows)."""
     start = time.perf_counter()
-    asked = sorted(set(captions) | set(known_captions))
     delta = BaseDelta(sorted(images), sorted(captions))
     out = GraphExport()
-    with driver.session(database=database, fetch_size=20000, default_access_mode=READ_ACCESS,
+    with driver.session(database=database, default_access_mode=READ_ACCESS,
                         bookmark_manager=driver.execute_query_bookmark_manager) as session:
-        delta.image_count = session.run(_COUNT_IMAGES).single(strict=True)["n"]
-        for r in session.run(_ATTRIBUTES):
-            delta.attributes[r["name"]] = r["kind"]
-        delta.still_liked = set(session.run(_STILL_LIKED, ids=asked).single(strict=True)["ids"])
-        if images:
-            for r in session.run(_DELTA_IMAGE_ATTRIBUTES, ids=delta.images):
-                out.edges.append(_attribute_edge(r))
-        for r in session.run(_DELTA_INTERACTIONS, images=delta.images, captions=delta.captions,
-                             types=_STORED_INTERACTIONS):
-            out.edges.append(TypedEdge(r["type"], r["src_kind"], r["src"], r["dst_kind"], r["dst"]))
-        if images:  # the pairs liked together that involve a changed image, derived from the liked sets
-            pairs = session.run(_DELTA_LIKED_WITH, images=delta.images)
-            out.edges.extend(liked_with_edges((r["a"], r["b"], r["who"]) for r in pairs))
-        if captions:
-            _add_liked_captions(out, session.run(_DELTA_CAPTIONS, ids=delta.captions))
+        parts = _DeltaParts.read(session, delta.images, delta.captions, set(captions) | set(known_captions))
+    delta.image_count, delta.attributes, delta.still_liked = parts.image_count, parts.attributes, parts.still_liked
+    parts.add_to(out)
     delta.edges, delta.liked_captions = out.edges, out.captions
     out.seconds = time.perf_counter() - start
     return delta

@@ -100,8 +100,12 @@ class InteractiveSession:
 
     def warm_up(self) -> list[str]:
         """Load now what the first requests would otherwise wait for: the text encoder (for query text
-        that is not in the feature cache) and, when trained, the attribute tagger. Returns what it loaded."""
+        that is not in the feature cache), when trained the attribute tagger, and the plans of the sync's
+        reads (:meth:`LiveEngine.warm_up`). Returns what it loaded."""
         loaded = []
+        with database_calls():
+            if self.live.warm_up(self.driver):
+                loaded.append("sync reads planned")
         encoder = getattr(self.engine.text_encoder, "load_encoder", None)
         if encoder is not None:
             encoder()

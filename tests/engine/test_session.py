@@ -95,6 +95,13 @@ def test_a_write_that_a_running_sync_already_read_shares_its_answer(session, neo
 # --- limits and junk ---------------------------------------------------------------------------------------
 
 
+def test_warm_up_plans_the_sync_reads_and_writes_nothing(session, neo4j_driver) -> None:
+    session.sync()  # as `tailor serve` does before it warms up: the base graph a local sync starts from
+    before = counts(neo4j_driver)
+    assert "sync reads planned" in session.warm_up()
+    assert counts(neo4j_driver) == before
+
+
 def test_limits_refuse_before_anything_is_written(session, neo4j_driver) -> None:
     q = _test_queries(neo4j_driver, session.engine, 1)[0]
     answer = session.query(q.candidate, q.text, k=5, who="limits")

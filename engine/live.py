@@ -81,7 +81,7 @@ class LiveEngine:
                 raise
             self.published = load_published(ws, sources_only=True)  # the next (full) sync rebuilds the rest
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-save")
-        self._pending: Future | None = None
+        self._pending: list[Future] = []  # the saver's jobs not yet waited for, in the order they run
         self._last: SyncReport | None = None
 
     @property
@@ -131,11 +131,12 @@ class LiveEngine:
         return True
 
     def flush(self) -> float:
-        """Wait for the last sync's generation to be written; returns how long that write took."""
-        if self._pending is None:
+        """Wait for the last sync's generation to be written (and its deferred pass, :meth:`catch_up`);
+        returns how long that took."""
+        if not self._pending:
             return 0.0
-        seconds = self._pending.result()  # re-raises a failed write
-        self._pending = None
+        jobs, self._pending = self._pending, []
+        seconds = sum(job.result() for job in jobs)  # re-raises a failed write
         if self._last is not None:
             self._last.save_seconds = seconds
         return seconds
@@ -174,13 +175,13 @@ class LiveEngine:
                 delta = read_base_delta(driver, changed["Image"], changed["Caption"], base.local.caption_nodes)
                 delta.image_count -= len(self.published.manifest.unindexed)  # the images the engine indexes
                 seconds["read changes"] = time.perf_counter() - tick
-                local = refresh_local(self.engine, base.local, delta)
+                local = refresh_local(self.engine, base.local, delta, self.retrieval.defer_hub_readers)
                 if local is not None:
                     seconds["embeddings + index"] = local.seconds
                     base.marker = self._earlier(until)
                     self.published.changed_images.update(local.changed_images)
                     self._last = SyncReport("incremental", len(local.changed_images), local.new_attributes, seconds)
-                    self._pending = self._saver.submit(self._save)
+                    self._pending.append(self._saver.submit(self._save))
                     return self._last
             elif base.export is not None:
                 export = update_base(driver, base.export, changed["Image"], changed["Caption"])
@@ -211,7 +212,7 @@ class LiveEngine:
         # Neo4j's copies of the embeddings follow catalog changes (a daily job: every moved image); after
         # interactions alone they stay those of the last catalog change or publish, as before.
         written = report.changed_images if catalog.changed or repaired else []
-        self._pending = self._saver.submit(self._save, driver, written, sorted(features.missing))
+        self._pending.append(self._saver.submit(self._save, driver, written, sorted(features.missing)))
         return self._last
 
     def _known_images(self, base: BaseGraph) -> int:
@@ -249,6 +250,24 @@ class LiveEngine:
         if not lacking_features(self.published, export):
             return False
         return bool(update_image_features(self.published, export, self.ws, recheck=[]).added)
+
+    def catch_up(self) -> bool:
+        """Start, in the background, the pass the last local sync deferred: the readers of the hubs it
+        passed on (``retrieval.defer_hub_readers``), then a new generation. Called once the interaction is
+        answered; the next sync waits for it, and searches wait while it changes rows. False when nothing
+        was deferred."""
+        base = self.published.base
+        if base is None or base.local is None or not base.local.deferred:
+            return False
+        self._pending.append(self._saver.submit(self._catch_up_and_save))
+        return True
+
+    def _catch_up_and_save(self) -> float:
+        from gnn.retrieval.refresh import catch_up_local
+
+        tick = time.perf_counter()
+        self.published.changed_images.update(catch_up_local(self.engine, self.published.base.local))
+        return time.perf_counter() - tick + self._save()
 
     def _save(self, driver: Driver | None = None, embedded: Sequence[str] = (), left_out: Sequence[str] = ()
               ) -> float:

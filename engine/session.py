@@ -194,8 +194,10 @@ class InteractiveSession:
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
         synced = self._sync(written_at=time.monotonic(), done="the like is stored")
+        results = self.answer(query_id, k)  # before the readers of hubs it passed on (LiveEngine.catch_up)
+        self._catch_up()
         return {"query_id": query_id, "liked": images, "created": result.counts, "ranks_before": ranks,
-                **synced, "results": self.answer(query_id, k)}
+                **synced, "results": results}
 
     def answer(self, query_id: str, k: int = 10) -> list[dict[str, Any]]:
         """A stored query answered again with what the graph knows now, its likes included (first, and
@@ -248,8 +250,9 @@ class InteractiveSession:
                                     "new_attribute": r.created_attribute, "new_edge": r.created_edge})
         except UnknownNodeError as exc:
             raise UnknownIdError(str(exc)) from exc
-        return {"image": image, "tags": written, "refused": refused,
-                **self._sync(written_at=time.monotonic(), done="the tag is stored")}
+        synced = self._sync(written_at=time.monotonic(), done="the tag is stored")
+        self._catch_up()
+        return {"image": image, "tags": written, "refused": refused, **synced}
 
     def explain(self, query_id: str, result_id: str) -> dict[str, Any]:
         return explain_result(self.driver, query_id, result_id)
@@ -257,7 +260,16 @@ class InteractiveSession:
     def sync(self, full: bool = False, start_phase: StartPhase | None = None) -> dict[str, Any]:
         """Embeddings and index in line with the database (curator edits, other processes' writes, new,
         changed and retired products); ``start_phase`` shows the featurising of new images."""
-        return self._sync(full, start_phase=start_phase)
+        synced = self._sync(full, start_phase=start_phase)
+        self._catch_up()
+        return synced
+
+    def _catch_up(self) -> None:
+        """The pass a local sync deferred, begun now that the interaction is answered; a command (not a
+        server) waits for it, so its files are complete when it exits."""
+        with self._sync_lock:  # the saver's job list is the syncs' too
+            if self.live.catch_up() and not self.background_save:
+                self.live.flush()
 
     def health(self) -> dict[str, Any]:
         """Whether Neo4j answers and the index is whole; ``status`` is "ok" only when both are."""

@@ -221,6 +221,9 @@ class RetrievalConfig:
     refresh: str = "local"
     hub_degree: int = 256  # attributes with more incoming messages keep sums instead of being re-read
     hub_tolerance: float = 1e-3  # a hub's held change (max |coordinate|) passed on to its readers above this
+    # A hub passed on by a live sync: its readers recomputed after the answer, before the next sync (True),
+    # or before the answer (False; seconds for a hub like "men" at a million products).
+    defer_hub_readers: bool = True
     layer_dtype: str = "float32"  # per-layer embeddings kept in the bundle: float32 | float16 (half the memory)
 
 

@@ -15,7 +15,9 @@ of every sender it recomputed (and the senders of edges added or removed), so th
 to date without reading its other neighbours. Its change is then *held*: the products and captions that
 read the hub are not recomputed, as long as the hub's held changes at that layer add up to no more than
 ``hub_tolerance`` (largest change of one coordinate). Past that, the hub is passed on: all its readers are
-recomputed (in chunks) and its held change starts again from zero; a full sync resets every hub. A like
+recomputed (in chunks) and its held change starts again from zero; a full sync resets every hub. A live
+sync defers that pass (``retrieval.defer_hub_readers``): the interaction is answered first and the readers
+are recomputed right after (:meth:`LocalState.catch_up`), before the next sync reads anything. A like
 moves a hub's mean by about 1/degree of what its liked products moved, so likes are held for a long time
 and cost the same at any size; the first tags of a popular attribute move it by a whole message, so they
 are passed on to its readers (the cost a tag of "black" has at a million products). The readers of a held
@@ -230,6 +232,8 @@ class LocalState:
         self.hub_sums = torch.zeros(0)  # [L, H, R, hidden] float64
         self.hub_counts = torch.zeros(0, dtype=torch.long)  # [H, R]
         self.hub_drift = torch.zeros(0, dtype=torch.float64)  # [L, H]: held change per layer, not yet passed on
+        # Hubs passed on by a refresh that deferred it: layer -> hubs whose readers that layer recomputes.
+        self.deferred: dict[int, Tensor] = {}
         self.topology_id = uuid.uuid4().hex  # names the edges of the last full sync (saved once per full sync)
         self._pairs: dict[str, tuple[int, int]] = {}
 
@@ -291,7 +295,7 @@ class LocalState:
                 "rows": self.rows, "attribute_nodes": self.attribute_nodes, "caption_nodes": self.caption_nodes,
                 "caption_layers": self.caption_layers, "hub_degree": self.hub_degree,
                 "hub_tolerance": self.hub_tolerance, "hub_nodes": self.hub_nodes, "hub_sums": self.hub_sums,
-                "hub_counts": self.hub_counts, "hub_drift": self.hub_drift}
+                "hub_counts": self.hub_counts, "hub_drift": self.hub_drift, "deferred": self.deferred}
 
     @classmethod
     def from_blobs(cls, topology: dict[str, Any], state: dict[str, Any]) -> LocalState:
@@ -310,6 +314,7 @@ class LocalState:
                   state["caption_nodes"], state["caption_layers"], state["hub_degree"], state["hub_tolerance"])
         out._set_hubs(state["hub_nodes"])
         out.hub_sums, out.hub_counts, out.hub_drift = state["hub_sums"], state["hub_counts"], state["hub_drift"]
+        out.deferred = dict(state.get("deferred", {}))
         out.topology_id = topology["id"]
         return out
 
@@ -497,23 +502,50 @@ class LocalState:
 
     # --- the refresh -----------------------------------------------------------------------------
     @torch.no_grad()
-    def refresh(self, model: Any, bundle: Any, change: Change, chunk: int = 1 << 15) -> LocalReport:
+    def refresh(self, model: Any, bundle: Any, change: Change, defer: bool = False) -> LocalReport:
         """Recompute the nodes within reach of ``change`` layer by layer (see the module docstring) and
-        write them into the bundle and this state. Returns the image rows whose final embedding moved."""
+        write them into the bundle and this state. Returns the image rows whose final embedding moved.
+
+        ``defer``: a hub passed on is not followed to its readers here but kept for :meth:`catch_up` (the
+        readers of a hub like *men* are a third of the catalog: seconds at a million products, which the
+        answer to a like need not wait for; until then they differ from a full refresh by that hub's held
+        change, a little past ``hub_tolerance``)."""
         start = time.perf_counter()
-        encoder = model.encoder
-        convs, norms = list(encoder.convs), list(encoder.norms)
         new_nodes = torch.tensor(sorted(change.new_nodes), dtype=torch.long)
         # Layer 0: only new nodes move (their features are new); every other node's projection is stored.
-        prev = new_nodes
-        if len(prev):
-            self.set(bundle, 0, prev, torch.stack([change.new_nodes[int(n)] for n in prev]))
-        prev_old = torch.zeros((len(prev), bundle.image_layers.shape[-1]))
+        if len(new_nodes):
+            self.set(bundle, 0, new_nodes, torch.stack([change.new_nodes[int(n)] for n in new_nodes]))
         seeds = torch.tensor(sorted(change.seeds), dtype=torch.long)
+        return self._propagate(model, bundle, change, new_nodes, seeds, 0, {}, defer, start)
+
+    @torch.no_grad()
+    def catch_up(self, model: Any, bundle: Any) -> LocalReport | None:
+        """Recompute the readers of the hubs a deferring :meth:`refresh` passed on, and what they reach;
+        ``None`` when there are none. Nothing else may change the graph or the layers in between."""
+        if not self.deferred:
+            return None
+        deferred, self.deferred = self.deferred, {}
+        empty = torch.zeros(0, dtype=torch.long)
+        return self._propagate(model, bundle, Change(), empty, empty, min(deferred), deferred, False,
+                               time.perf_counter())
+
+    def _propagate(self, model: Any, bundle: Any, change: Change, new_nodes: Tensor, seeds: Tensor,
+                   first: int, passed_on: dict[int, Tensor], defer: bool, start: float,
+                   chunk: int = 1 << 15) -> LocalReport:
+        """Layers ``first`` on: the nodes changed at the layer before (``new_nodes`` at layer 0), the seeds,
+        and the readers of the hubs ``passed_on`` at each layer."""
+        encoder = model.encoder
+        convs, norms = list(encoder.convs), list(encoder.norms)
+        hidden = bundle.image_layers.shape[-1]
+        prev = new_nodes if first == 0 else torch.zeros(0, dtype=torch.long)
+        prev_old = torch.zeros((len(prev), hidden))
         added_keys = self._keys(change.added)
         recomputed, held_hubs = [], set()
         pushed = torch.zeros(0, dtype=torch.long)
-        for layer, (conv, norm) in enumerate(zip(convs, norms, strict=True)):
+        for layer in range(first, len(convs)):
+            conv, norm = convs[layer], norms[layer]
+            if layer in passed_on:
+                pushed = torch.unique(torch.cat([pushed, passed_on[layer]]))
             spread = torch.cat([prev[~self.is_hub(prev)], pushed])
             dst, _, _ = self.graph.out_edges(spread)
             active = torch.unique(torch.cat([prev, seeds, dst]))
@@ -521,7 +553,7 @@ class LocalState:
             if bool(hub_mask.any()):
                 self._update_hub_sums(bundle, layer, prev, prev_old, new_nodes, added_keys, change)
             weights = conv.weights()
-            new = torch.empty((len(active), bundle.image_layers.shape[-1]))
+            new = torch.empty((len(active), hidden))
             for a in range(0, len(active), chunk):
                 part, hubs_here = active[a : a + chunk], hub_mask[a : a + chunk]
                 means = self._means(bundle, layer, part, hubs_here)
@@ -538,7 +570,12 @@ class LocalState:
                 drift = self.hub_drift[layer, rows] + moved
                 push = drift > self.hub_tolerance
                 self.hub_drift[layer, rows] = torch.where(push, torch.zeros_like(drift), drift)
-                pushed = hubs[push] if layer + 1 < len(convs) else pushed
+                if layer + 1 < len(convs) and bool(push.any()):
+                    if defer:
+                        before = self.deferred.get(layer + 1, torch.zeros(0, dtype=torch.long))
+                        self.deferred[layer + 1] = torch.unique(torch.cat([before, hubs[push]]))
+                    else:
+                        pushed = hubs[push]
                 held_hubs.update(hubs[~push & (moved > 0)].tolist())
             prev = active
             recomputed.append(len(active))
@@ -603,5 +640,5 @@ class LocalState:
 
     def _add_to_hubs(self, layer: int, hubs: Tensor, rel: Tensor, values: Tensor) -> None:
         R = len(self.relations)
-        rows = torch.searchsorted(self.hub_nodes, hubs)
+        rows = torch.searchsorted(self.hub_nodes, hubs.contiguous())
         self.hub_sums[layer].view(-1, self.hub_sums.shape[-1]).index_add_(0, rows * R + rel, values)

@@ -121,12 +121,15 @@ def rebuild(model, version: str, export: GraphExport, features: dict[str, np.nda
     return RefreshReport(engine, list(bundle.image_ids), len(bundle.attribute_names), time.perf_counter() - start)
 
 
-def refresh_local(engine: QueryEngine, state: LocalState, delta: BaseDelta) -> RefreshReport | None:
+def refresh_local(engine: QueryEngine, state: LocalState, delta: BaseDelta, defer_passed_on: bool = False
+                  ) -> RefreshReport | None:
     """Bring the engine in line with ``delta`` by recomputing only what is within the model's reach of it
     (:mod:`gnn.retrieval.local`) and replacing those images' FAISS rows, *in place*: copying a million-row
     bundle and index per like would cost what this avoids, so the change is applied while the engine's
     searches are held (:attr:`QueryEngine.guard`, a few milliseconds). ``None`` when only a full refresh
-    is right (the catalog's images changed, an attribute left the graph): nothing is changed then."""
+    is right (the catalog's images changed, an attribute left the graph): nothing is changed then.
+    ``defer_passed_on``: the readers of hubs passed on wait for :func:`catch_up_local`
+    (:meth:`LocalState.refresh`)."""
     start = time.perf_counter()
     if any(e.weight != 1.0 for e in delta.edges):  # a weighted message: only the full pass weighs it
         return None
@@ -135,10 +138,9 @@ def refresh_local(engine: QueryEngine, state: LocalState, delta: BaseDelta) -> R
         change = state.apply(delta, bundle, engine.model, engine.text_encoder)
         if change.full:
             return None
-        report = state.refresh(engine.model, bundle, change)
+        report = state.refresh(engine.model, bundle, change, defer=defer_passed_on)
         rows = report.changed_images
-        if rows:
-            engine.index.add([bundle.image_ids[r] for r in rows], bundle.image_layers[-1, rows].float().numpy())
+        _reindex(engine, rows)
         if change.new_attributes:
             engine.rebuild_vocabulary()
         if engine.second_stage is not None:  # the changed images' facts, read from the delta
@@ -146,4 +148,24 @@ def refresh_local(engine: QueryEngine, state: LocalState, delta: BaseDelta) -> R
     return RefreshReport(engine, [bundle.image_ids[r] for r in rows], change.new_attributes,
                          time.perf_counter() - start, [], state, "local",
                          {"recomputed per layer": report.recomputed, "hubs held": report.held_hubs,
+                          "hubs deferred": sum(len(h) for h in state.deferred.values()),
                           "edges added": len(change.added), "edges removed": len(change.removed)})
+
+
+def catch_up_local(engine: QueryEngine, state: LocalState) -> list[str]:
+    """The readers of the hubs a deferring :func:`refresh_local` passed on, recomputed, and their FAISS rows
+    replaced, while the engine's searches are held; returns the images whose embedding moved."""
+    if not state.deferred:
+        return []
+    with engine.guard.writing():
+        bundle = engine.bundle
+        report = state.catch_up(engine.model, bundle)
+        rows = report.changed_images if report is not None else []
+        _reindex(engine, rows)
+    return [bundle.image_ids[r] for r in rows]
+
+
+def _reindex(engine: QueryEngine, rows: list[int]) -> None:
+    if rows:
+        bundle = engine.bundle
+        engine.index.add([bundle.image_ids[r] for r in rows], bundle.image_layers[-1, rows].float().numpy())

@@ -223,3 +223,32 @@ def test_the_edges_into_hubs_are_those_of_every_edge_out_of_the_senders() -> Non
         expected = sorted(zip(dst[into].tolist(), pos[into].tolist(), rel[into].tolist(), strict=True))
         got = sorted(zip(*(t.tolist() for t in state._edges_to_hubs(senders)), strict=True))
         assert got == expected and expected
+
+
+def test_hub_readers_deferred_then_caught_up_are_what_an_immediate_pass_gives(world) -> None:
+    from gnn.retrieval.refresh import catch_up_local
+
+    export, _, model, texts, image_features, liked = world
+    engines, states = [], []
+    for _ in range(2):
+        engine = engine_for(model, export, image_features, texts, liked)
+        engines.append(engine)
+        states.append(full(model, export, image_features, texts, liked, engine, hub_degree=5, tolerance=1e-4).local)
+    second = export.captions[7]
+    export.edges += like(export, second, [export.images[1].id, export.images[14].id])
+    liked = liked | {second.id}
+    delta = delta_of(base_of(export, liked), {export.images[1].id, export.images[14].id, second.candidate},
+                     {second.id}, liked)
+    now = refresh_local(engines[0], states[0], delta)
+    later = refresh_local(engines[1], states[1], delta, defer_passed_on=True)
+    assert now is not None and later is not None
+    assert later.detail["hubs deferred"] > 0 and not states[0].deferred
+    assert len(later.changed_images) < len(now.changed_images)  # the answer did not wait for the readers
+    moved = catch_up_local(engines[1], states[1])
+    assert moved and not states[1].deferred and catch_up_local(engines[1], states[1]) == []
+    a, b = engines[0].bundle, engines[1].bundle
+    torch.testing.assert_close(b.image_layers, a.image_layers, atol=1e-6, rtol=0)
+    torch.testing.assert_close(b.attribute_layers, a.attribute_layers, atol=1e-6, rtol=0)
+    torch.testing.assert_close(states[1].hub_sums, states[0].hub_sums)
+    for image in set(now.changed_images):  # FAISS follows the readers recomputed late
+        np.testing.assert_allclose(engines[1].index.vector(image), engines[0].index.vector(image), atol=1e-6)

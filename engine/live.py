@@ -82,6 +82,7 @@ class LiveEngine:
             self.published = load_published(ws, sources_only=True)  # the next (full) sync rebuilds the rest
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tailor-save")
         self._pending: list[Future] = []  # the saver's jobs not yet waited for, in the order they run
+        self._catching_up: Future | None = None
         self._last: SyncReport | None = None
 
     @property
@@ -131,8 +132,9 @@ class LiveEngine:
         return True
 
     def flush(self) -> float:
-        """Wait for the last sync's generation to be written (and its deferred pass, :meth:`catch_up`);
-        returns how long that took."""
+        """Wait for the last sync's generation to be written and its deferred pass (:meth:`catch_up`,
+        started here if nobody did); returns how long that took."""
+        self.catch_up()  # a deferred pass nobody started (a caller of sync alone) runs now
         if not self._pending:
             return 0.0
         jobs, self._pending = self._pending, []
@@ -257,9 +259,12 @@ class LiveEngine:
         answered; the next sync waits for it, and searches wait while it changes rows. False when nothing
         was deferred."""
         base = self.published.base
+        if self._catching_up is not None and not self._catching_up.done():
+            return True  # started, not finished: it takes what was deferred when it runs
         if base is None or base.local is None or not base.local.deferred:
             return False
-        self._pending.append(self._saver.submit(self._catch_up_and_save))
+        self._catching_up = self._saver.submit(self._catch_up_and_save)
+        self._pending.append(self._catching_up)
         return True
 
     def _catch_up_and_save(self) -> float:

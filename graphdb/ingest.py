@@ -48,7 +48,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from neo4j import Driver, ManagedTransaction, ResultSummary
-from neo4j.exceptions import ConstraintError
+from neo4j.exceptions import ConstraintError, IncompleteCommit
 
 from readers.graph_records import CAPTION_ROLES
 from readers.records import ImageRecord, QueryRecord, ReaderError
@@ -563,8 +563,11 @@ def _write_batch(driver: Driver, database: str | None, prepare: Prepare, write: 
             try:
                 summaries = session.execute_write(write, prepared, *args)
                 return summaries, list(getattr(prepared, "changed", []))
-            except ConstraintError:
-                # Another writer created one of our "new" ids after our read: read again.
+            except (ConstraintError, IncompleteCommit):
+                # Another writer created one of our "new" ids after our read: read again. Or the connection
+                # went at COMMIT, which the driver does not retry (it cannot know whether the commit
+                # happened); the batch reads what exists inside its transaction, so running it again
+                # writes only what is missing (its counters then miss what the first attempt wrote).
                 if attempt == _CONSTRAINT_RETRIES - 1:
                     raise
     raise AssertionError("unreachable")

@@ -347,7 +347,7 @@ class LocalState:
         self.hub_mask[hubs] = True
         # A hub sends to most of the catalog, but its sums change only through its links to other hubs:
         # those base edges, by sending hub, so that a moved hub is not followed down all its edges.
-        eids, owner = g._base(hubs, g.out_ptr, g.out_perm) if len(hubs) else (hubs, hubs)
+        eids, owner = g._base(hubs, g.out_ptr, g.out_perm)
         into = self.hub_mask[g.dst[eids].long()]
         self.hub_link_eids, counts = eids[into], torch.bincount(owner[into], minlength=len(hubs))
         self.hub_link_ptr = torch.zeros(len(hubs) + 1, dtype=torch.long)

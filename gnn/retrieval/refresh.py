@@ -159,8 +159,7 @@ def catch_up_local(engine: QueryEngine, state: LocalState) -> list[str]:
         return []
     with engine.guard.writing():
         bundle = engine.bundle
-        report = state.catch_up(engine.model, bundle)
-        rows = report.changed_images if report is not None else []
+        rows = state.catch_up(engine.model, bundle).changed_images
         _reindex(engine, rows)
     return [bundle.image_ids[r] for r in rows]
 

@@ -1,7 +1,9 @@
-"""`tailor attributes train | predict`: attributes predicted from images (paper appendix A.5, Table 5).
+"""`tailor attributes train | cv | predict`: attributes predicted from images (paper appendix A.5, Table 5).
 
 ``train`` learns a classifier from the catalog attributes of train-split images and reports top-1
-accuracy per kind on the test-split images; ``predict`` writes its predictions above a threshold as
+accuracy per kind on the test-split images; ``cv`` scores a configuration by group k-fold
+cross-validation inside the train and val images (for comparing variants without reading the test split);
+``predict`` writes its predictions above a threshold as
 ``HAS_ATTRIBUTE {source: 'predicted'}`` edges (replacing earlier predicted edges of the same images), the
 edges ``tailor train --model graph_predicted`` learns from.
 """
@@ -19,7 +21,13 @@ from cli.console import console, engine_errors
 from cli.db import connect
 from cli.options import DataDir, Uri, User
 from cli.progress import phases
-from engine.attributes import default_checkpoint, predict_attributes, read_attribute_data, train_attributes
+from engine.attributes import (
+    cross_validate,
+    default_checkpoint,
+    predict_attributes,
+    read_attribute_data,
+    train_attributes,
+)
 from engine.workspace import Workspace
 from gnn.config import AttributeConfig as AttributeDefaults
 from gnn.config import FeatureConfig
@@ -158,6 +166,57 @@ def train(
         write_attribute_report(result, report)
         console.print(f"wrote {report / 'attributes.json'}, attributes.md, reliability.png")
         console.print(report_markdown(result))
+
+
+@app.command()
+def cv(
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Folds of product groups.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the folds and of training.")] = 0,
+    hidden: Annotated[
+        int, typer.Option("--hidden", help="Shared hidden layer width; 0 = linear heads.")
+    ] = AttributeDefaults.hidden,
+    pixel_colour: PixelColour = AttributeDefaults.pixel_colour,
+    calibrate: Calibrate = AttributeDefaults.calibrate,
+    per_kind_stopping: PerKind = AttributeDefaults.per_kind_stopping,
+    report: Annotated[Path | None, typer.Option("--report", help=(
+        "Folder for cv.json (every out-of-fold prediction), cv.md and colour_mistakes.png."))] = None,
+    image_encoder: ImageModel = DEFAULT_IMAGE_ENCODER,
+    uri: Uri = None,
+    user: User = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Score a predictor configuration by group k-fold cross-validation inside the train and val images:
+    each grouped image is scored once by a predictor that saw no variant of its product. No test image is
+    read, so variants can be compared here as often as needed and the test split scored once."""
+    from rich.progress import Progress
+
+    from experiments.attributes import confident_mistakes, cv_markdown, write_cv_report
+    from gnn.attributes.predictor import AttributeConfig
+
+    config = AttributeConfig(seed=seed, hidden=hidden, pixel_colour=pixel_colour, calibrate=calibrate,
+                             per_kind_stopping=per_kind_stopping)
+    ws = Workspace.default()
+    with connect(uri, user, data_dir) as driver, engine_errors(), phases() as start:
+        data = read_attribute_data(driver, ws, image_encoder, pixel_colour, console.print, start)
+    with engine_errors(), Progress(console=console) as progress:
+        task = progress.add_task(f"cross-validating in {folds} folds", total=folds)
+        result = cross_validate(data, config, folds, on_fold=lambda done, _: progress.update(task, completed=done))
+    console.print(accuracy_table(f"out of fold: {result.held_out:,} grouped train and val images, "
+                                 f"{folds} folds of product groups ({result.seconds:.0f} s)", result.pooled()))
+    for kind in ("colour", "article_type"):
+        mean, se = result.fold_spread(kind)
+        if mean:
+            console.print(f"{kind} top-1 over folds: {100 * mean:.1f} ± {100 * se:.1f} (standard error)")
+    if report is not None:
+        from cli.pictures import Tile, render_grid
+
+        write_cv_report(result, data.labels, data.ids, report)
+        mistakes = confident_mistakes(result)
+        render_grid([Tile(data.paths[p.row], f"{data.ids[p.row]}: {', '.join(p.truth)} -> {p.top3[0]} "
+                          f"({100 * p.confidence[0]:.0f}%)") for p in mistakes], report / "colour_mistakes.png",
+                    title="the most confident colour mistakes out of fold: catalog colour -> predicted")
+        console.print(f"wrote {report / 'cv.json'}, cv.md, colour_mistakes.png")
+        console.print(cv_markdown(result, data.labels))
 
 
 @app.command()

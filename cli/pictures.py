@@ -59,6 +59,26 @@ def render_query(candidate: Tile, text: str, results: list[Tile], path: Path, pe
     return atomic_write(path, lambda fh: sheet.save(fh, "PNG"))
 
 
+def render_grid(tiles: list[Tile], path: Path, title: str = "", per_row: int = 6) -> Path:
+    """Tiles in rows under an optional title line; written atomically as PNG."""
+    font = ImageFont.load_default()
+    top = PAD + (16 if title else 0)
+    rows = max(1, (len(tiles) + per_row - 1) // per_row)
+    sheet = Image.new("RGB", (PAD + per_row * (TILE + PAD), top + rows * (TILE + CAPTION_H + PAD)), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((PAD, PAD), title, fill="black", font=font)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, per_row)
+        x, y = PAD + c * (TILE + PAD), top + r * (TILE + CAPTION_H + PAD)
+        sheet.paste(_thumbnail(tile.path), (x, y))
+        if tile.highlight:
+            draw.rectangle([x - 3, y - 3, x + TILE + 2, y + TILE + 2], outline=tile.highlight, width=3)
+        for j, line in enumerate(textwrap.wrap(tile.label, 26)[:3]):
+            draw.text((x, y + TILE + 2 + 11 * j), line, fill="black", font=font)
+    return atomic_write(path, lambda fh: sheet.save(fh, "PNG"))
+
+
 def query_sheet(bundle, candidate: str, text: str, results: list[str], path: Path, target: str | None = None,
                 marks: dict[str, str] | None = None) -> Path:
     """The picture of one answer from a published bundle: the candidate, the text, the ranked results

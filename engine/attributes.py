@@ -45,6 +45,8 @@ class AttributeData:
     names: list[set[str]]  # per image: catalog attribute names
     inputs: list[tuple[str, int]] = field(default_factory=list)  # parts of a feature row: (name, width)
     seconds: dict[str, float] = field(default_factory=dict)  # reading and featurising, by step
+    groups: list[str] = field(default_factory=list)  # per image: its product group ("" for none)
+    paths: list[str] = field(default_factory=list)  # per image: its photo's path, for reports
 
 
 def read_attribute_data(driver: Driver, ws: Workspace, image_model: str, pixel_colour: bool = False,
@@ -80,7 +82,8 @@ def read_attribute_data(driver: Driver, ws: Workspace, image_model: str, pixel_c
     catalog = export.image_attributes(("catalog",))
     names = [catalog.get(r.id, set()) for r in export.images]
     return AttributeData([r.id for r in export.images], [r.split for r in export.images], features,
-                         catalog_labels(names, kinds_of), names, inputs, seconds)
+                         catalog_labels(names, kinds_of), names, inputs, seconds,
+                         [r.group for r in export.images], [r.image_path for r in export.images])
 
 
 def input_features(data: AttributeData, pixel_colour: bool) -> tuple[np.ndarray, list[tuple[str, int]]]:
@@ -113,6 +116,21 @@ def train_attributes(data: AttributeData, config: Any, checkpoint: Path, compare
         runs.insert(0, ("CNN only, uncalibrated",
                         fit_attributes(old_features, data.splits, data.labels, old, inputs=old_inputs), old_features))
     return model, runs
+
+
+def cross_validate(data: AttributeData, config: Any, folds: int,
+                   on_fold: Callable[[int, int], None] | None = None) -> Any:
+    """Group k-fold cross-validation of the predictor ``config`` describes inside the train and val images
+    (:mod:`gnn.attributes.validation`; no test image is read)."""
+    from gnn.attributes.colour import colour_family
+    from gnn.attributes.validation import cross_validate_attributes
+
+    features, inputs = input_features(data, config.pixel_colour)
+    try:
+        return cross_validate_attributes(features, data.splits, data.groups, data.labels, config, folds,
+                                         inputs=inputs, families={"colour": colour_family}, on_fold=on_fold)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
 
 
 @dataclass

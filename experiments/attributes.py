@@ -27,6 +27,7 @@ from gnn.attributes.predictor import (
     reliability,
     threshold_table,
 )
+from gnn.attributes.validation import CrossValidation, OutOfFold
 from readers.files import atomic_write, atomic_write_json
 
 FAMILIES = {"colour": colour_family}
@@ -153,3 +154,65 @@ def write_attribute_report(report: AttributeReport, out: Path) -> None:
     atomic_write(out / "attributes.md", report_markdown(report))
     if report.reliability:
         plot_reliability(report, out / "reliability.png")
+
+
+# --- cross-validation inside the train and val images (`tailor attributes cv`) ----------------------
+
+
+def colour_by_article_type(cv: CrossValidation, labels: Sequence[Labels], least: int = 20
+                           ) -> list[tuple[str, int, float]]:
+    """Out-of-fold colour top-1 per article type with at least ``least`` scored images, most images first:
+    which garments the colour errors come from."""
+    hits: dict[str, list[bool]] = {}
+    for p in cv.predictions:
+        if p.kind == "colour":
+            for article in labels[p.row].get("article_type", ()) or ("(none)",):
+                hits.setdefault(article, []).append(p.correct)
+    rows = [(a, len(h), float(np.mean(h))) for a, h in hits.items() if len(h) >= least]
+    return sorted(rows, key=lambda r: (-r[1], r[0]))
+
+
+def confident_mistakes(cv: CrossValidation, kind: str = "colour", count: int = 24) -> list[OutOfFold]:
+    """The ``count`` most confident wrong top-1 predictions of ``kind``: what the label means where the
+    predictor is surest it is something else."""
+    wrong = [p for p in cv.predictions if p.kind == kind and not p.correct]
+    return sorted(wrong, key=lambda p: (-p.confidence[0], p.row))[:count]
+
+
+def cv_markdown(cv: CrossValidation, labels: Sequence[Labels]) -> str:
+    folds = len(cv.folds)
+    lines = [f"Group {folds}-fold cross-validation inside the train and val images: {cv.held_out:,} grouped "
+             "images, each scored once by a predictor that saw no variant of its product; no test image read.",
+             "", "| kind | top-1 | ± s.e. over folds | top-3 | family | majority | images |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for a in cv.pooled():
+        _, se = cv.fold_spread(a.kind)
+        lines.append(f"| {a.kind} | {_pct(a.accuracy)} | {100 * se:.1f} | {_pct(a.top3_accuracy)} | "
+                     f"{_pct(a.family_accuracy)} | {_pct(a.majority_accuracy)} | {a.images:,} |")
+    by_type = colour_by_article_type(cv, labels)
+    if by_type:
+        lines += ["", "Colour top-1 by article type (out of fold):", "", "| article type | images | top-1 |",
+                  "|---|---:|---:|"]
+        lines += [f"| {a} | {n:,} | {_pct(acc)} |" for a, n, acc in by_type]
+    return "\n".join(lines) + "\n"
+
+
+def write_cv_report(cv: CrossValidation, labels: Sequence[Labels], ids: Sequence[str], out: Path) -> None:
+    """``cv.json`` (pooled and per-fold accuracy, the configuration, every out-of-fold prediction by image
+    id) and ``cv.md``."""
+    def kind_row(a: KindAccuracy) -> dict:
+        return {**asdict(a), "accuracy": a.accuracy, "top3_accuracy": a.top3_accuracy,
+                "family_accuracy": a.family_accuracy}
+
+    atomic_write_json(out / "cv.json", {
+        "held_out_images": cv.held_out,
+        "seconds": cv.seconds,
+        "config": cv.config,
+        "pooled": [{**kind_row(a), "fold_standard_error": cv.fold_spread(a.kind)[1]} for a in cv.pooled()],
+        "folds": [[kind_row(a) for a in rows] for rows in cv.folds],
+        "colour_by_article_type": [{"article_type": a, "images": n, "accuracy": acc}
+                                   for a, n, acc in colour_by_article_type(cv, labels)],
+        "predictions": [{"id": ids[p.row], "kind": p.kind, "truth": list(p.truth), "top3": list(p.top3),
+                         "confidence": list(p.confidence), "fold": p.fold} for p in cv.predictions],
+    })
+    atomic_write(out / "cv.md", cv_markdown(cv, labels))

@@ -130,6 +130,13 @@ def test_load_train_search_interact(empty_graph, neo4j_target, tmp_path: Path) -
 
     # The paper's interaction experiments, one command each, on attributes predicted from the pixels.
     _invoke(env, "attributes", "train", "--epochs", "5")
+    cv_dir = tmp_path / "cv"
+    _invoke(env, "attributes", "cv", "--folds", "2", "--report", str(cv_dir))
+    cv = json.loads((cv_dir / "cv.json").read_text())
+    test_ids = {r["id"] for r in empty_graph.execute_query("MATCH (i:Image {split: 'test'}) RETURN i.id AS id")[0]}
+    scored = {p["id"] for p in cv["predictions"]}
+    assert scored and not scored & test_ids and cv["held_out_images"] == len(scored)
+    assert (cv_dir / "cv.md").exists() and (cv_dir / "colour_mistakes.png").exists()
     _invoke(env, "attributes", "predict", "--folds", "2")
     report = tmp_path / "experiments"
     _invoke(env, "experiment", "likes", "--epochs", "1", "--examples", "20", "--out", str(report))

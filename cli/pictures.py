@@ -34,6 +34,16 @@ def _thumbnail(path: str) -> Image.Image:
     return canvas
 
 
+def _place(sheet: Image.Image, draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+           tile: Tile, x: int, y: int) -> None:
+    """A tile's thumbnail at (x, y), outlined when it asks to be, with up to three lines of its label under it."""
+    sheet.paste(_thumbnail(tile.path), (x, y))
+    if tile.highlight:
+        draw.rectangle([x - 3, y - 3, x + TILE + 2, y + TILE + 2], outline=tile.highlight, width=4)
+    for i, line in enumerate(textwrap.wrap(tile.label, 26)[:3]):
+        draw.text((x, y + TILE + 2 + 11 * i), line, fill="black", font=font)
+
+
 def render_query(candidate: Tile, text: str, results: list[Tile], path: Path, per_row: int = 5) -> Path:
     """One row for the query (candidate + text), then the results; written atomically as PNG."""
     font = ImageFont.load_default()
@@ -44,11 +54,7 @@ def render_query(candidate: Tile, text: str, results: list[Tile], path: Path, pe
     draw = ImageDraw.Draw(sheet)
 
     def place(tile: Tile, x: int, y: int) -> None:
-        sheet.paste(_thumbnail(tile.path), (x, y))
-        if tile.highlight:
-            draw.rectangle([x - 3, y - 3, x + TILE + 2, y + TILE + 2], outline=tile.highlight, width=4)
-        for i, line in enumerate(textwrap.wrap(tile.label, 26)[:3]):
-            draw.text((x, y + TILE + 2 + 11 * i), line, fill="black", font=font)
+        _place(sheet, draw, font, tile, x, y)
 
     place(candidate, PAD, PAD)
     for i, line in enumerate(textwrap.wrap(f'"{text}"', 40)[:6]):
@@ -70,12 +76,7 @@ def render_grid(tiles: list[Tile], path: Path, title: str = "", per_row: int = 6
         draw.text((PAD, PAD), title, fill="black", font=font)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, per_row)
-        x, y = PAD + c * (TILE + PAD), top + r * (TILE + CAPTION_H + PAD)
-        sheet.paste(_thumbnail(tile.path), (x, y))
-        if tile.highlight:
-            draw.rectangle([x - 3, y - 3, x + TILE + 2, y + TILE + 2], outline=tile.highlight, width=3)
-        for j, line in enumerate(textwrap.wrap(tile.label, 26)[:3]):
-            draw.text((x, y + TILE + 2 + 11 * j), line, fill="black", font=font)
+        _place(sheet, draw, font, tile, PAD + c * (TILE + PAD), top + r * (TILE + CAPTION_H + PAD))
     return atomic_write(path, lambda fh: sheet.save(fh, "PNG"))
 
 

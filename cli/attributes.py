@@ -94,6 +94,7 @@ def accuracy_table(title: str, results: list[KindAccuracy]) -> Table:
 PixelColour = Annotated[bool, typer.Option("--pixel-colour/--cnn-only", help=(
     "Fuse the garment's pixel colour features with the CNN features (--cnn-only: the CNN features alone, "
     "the predictor before pixel colour)."))]
+Hidden = Annotated[int, typer.Option("--hidden", help="Shared hidden layer width; 0 = linear heads.")]
 Calibrate = Annotated[bool, typer.Option("--calibrate/--no-calibrate", help=(
     "Temperature-scale each kind's confidences on the val images."))]
 PerKind = Annotated[bool, typer.Option("--per-kind-stopping/--shared-stopping", help=(
@@ -106,9 +107,7 @@ def train(
         int, typer.Option("--epochs", help="Most epochs (early stopping on val may end sooner).")
     ] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed for repeatable runs.")] = 0,
-    hidden: Annotated[
-        int, typer.Option("--hidden", help="Shared hidden layer width; 0 = linear heads.")
-    ] = AttributeDefaults.hidden,
+    hidden: Hidden = AttributeDefaults.hidden,
     pixel_colour: PixelColour = AttributeDefaults.pixel_colour,
     calibrate: Calibrate = AttributeDefaults.calibrate,
     per_kind_stopping: PerKind = AttributeDefaults.per_kind_stopping,
@@ -172,9 +171,7 @@ def train(
 def cv(
     folds: Annotated[int, typer.Option("--folds", min=2, help="Folds of product groups.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the folds and of training.")] = 0,
-    hidden: Annotated[
-        int, typer.Option("--hidden", help="Shared hidden layer width; 0 = linear heads.")
-    ] = AttributeDefaults.hidden,
+    hidden: Hidden = AttributeDefaults.hidden,
     pixel_colour: PixelColour = AttributeDefaults.pixel_colour,
     calibrate: Calibrate = AttributeDefaults.calibrate,
     per_kind_stopping: PerKind = AttributeDefaults.per_kind_stopping,

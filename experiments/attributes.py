@@ -140,12 +140,16 @@ def plot_reliability(report: AttributeReport, path: Path) -> None:
     save_figure(fig, path)
 
 
+def _accuracy_json(a: KindAccuracy) -> dict:
+    """A kind's accuracy counts with the rates derived from them, as the JSON reports write them."""
+    return {**asdict(a), "accuracy": a.accuracy, "top3_accuracy": a.top3_accuracy,
+            "family_accuracy": a.family_accuracy}
+
+
 def write_attribute_report(report: AttributeReport, out: Path) -> None:
     atomic_write_json(out / "attributes.json", {
         "test_images": report.test_images,
-        "accuracy": {r: [{**asdict(a), "accuracy": a.accuracy, "top3_accuracy": a.top3_accuracy,
-                          "family_accuracy": a.family_accuracy} for a in rows]
-                     for r, rows in report.accuracy.items()},
+        "accuracy": {r: [_accuracy_json(a) for a in rows] for r, rows in report.accuracy.items()},
         "thresholds": {r: [asdict(t) for t in rows] for r, rows in report.thresholds.items()},
         "reliability": [{**asdict(r), "ece": r.expected_calibration_error} for r in report.reliability],
         "temperatures": report.temperatures,
@@ -200,16 +204,12 @@ def cv_markdown(cv: CrossValidation, labels: Sequence[Labels]) -> str:
 def write_cv_report(cv: CrossValidation, labels: Sequence[Labels], ids: Sequence[str], out: Path) -> None:
     """``cv.json`` (pooled and per-fold accuracy, the configuration, every out-of-fold prediction by image
     id) and ``cv.md``."""
-    def kind_row(a: KindAccuracy) -> dict:
-        return {**asdict(a), "accuracy": a.accuracy, "top3_accuracy": a.top3_accuracy,
-                "family_accuracy": a.family_accuracy}
-
     atomic_write_json(out / "cv.json", {
         "held_out_images": cv.held_out,
         "seconds": cv.seconds,
         "config": cv.config,
-        "pooled": [{**kind_row(a), "fold_standard_error": cv.fold_spread(a.kind)[1]} for a in cv.pooled()],
-        "folds": [[kind_row(a) for a in rows] for rows in cv.folds],
+        "pooled": [{**_accuracy_json(a), "fold_standard_error": cv.fold_spread(a.kind)[1]} for a in cv.pooled()],
+        "folds": [[_accuracy_json(a) for a in rows] for rows in cv.folds],
         "colour_by_article_type": [{"article_type": a, "images": n, "accuracy": acc}
                                    for a, n, acc in colour_by_article_type(cv, labels)],
         "predictions": [{"id": ids[p.row], "kind": p.kind, "truth": list(p.truth), "top3": list(p.top3),

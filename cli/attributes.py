@@ -1,8 +1,9 @@
-"""`tailor attributes train | cv | predict`: attributes predicted from images (paper appendix A.5, Table 5).
+"""`tailor attributes train | cv | colour-check | predict`: attributes predicted from images (paper appendix A.5, Table 5).
 
 ``train`` learns a classifier from the catalog attributes of train-split images and reports top-1
 accuracy per kind on the test-split images; ``cv`` scores a configuration by group k-fold
 cross-validation inside the train and val images (for comparing variants without reading the test split);
+``colour-check`` sets the predictor's colour beside the plain check of DESIGN.md on the same images;
 ``predict`` writes its predictions above a threshold as
 ``HAS_ATTRIBUTE {source: 'predicted'}`` edges (replacing earlier predicted edges of the same images), the
 edges ``tailor train --model graph_predicted`` learns from.
@@ -24,8 +25,10 @@ from cli.progress import phases
 from engine.attributes import (
     cross_validate,
     default_checkpoint,
+    input_features,
     predict_attributes,
     read_attribute_data,
+    read_plain_colour,
     train_attributes,
 )
 from engine.workspace import Workspace
@@ -99,6 +102,11 @@ Calibrate = Annotated[bool, typer.Option("--calibrate/--no-calibrate", help=(
     "Temperature-scale each kind's confidences on the val images."))]
 PerKind = Annotated[bool, typer.Option("--per-kind-stopping/--shared-stopping", help=(
     "Each kind's weights from the epoch of its own lowest val loss (--shared-stopping: one epoch for all)."))]
+Refit = Annotated[bool, typer.Option("--refit/--no-refit", help=(
+    "Once val has chosen each kind's epoch and temperature, train again on the train and val images for "
+    "those epochs (--no-refit: the predictor val stopped)."))]
+Ensemble = Annotated[int, typer.Option("--ensemble", min=1, help=(
+    "Networks averaged for the colour kind (each its own initialisation and dropout); 1: one network."))]
 
 
 @app.command()
@@ -111,10 +119,13 @@ def train(
     pixel_colour: PixelColour = AttributeDefaults.pixel_colour,
     calibrate: Calibrate = AttributeDefaults.calibrate,
     per_kind_stopping: PerKind = AttributeDefaults.per_kind_stopping,
+    refit: Refit = AttributeDefaults.refit,
+    ensemble: Ensemble = AttributeDefaults.ensemble,
     report: Annotated[Path | None, typer.Option("--report", help=(
         "Folder for a report (JSON, Markdown, reliability diagram)."))] = None,
     compare: Annotated[bool, typer.Option("--compare", help=(
-        "Also train the predictor as it was before pixel colour (--cnn-only --no-calibrate --shared-stopping) "
+        "Also train the predictor as it was before pixel colour (--cnn-only --no-calibrate --shared-stopping "
+        "--no-refit) "
         "and report the two side by side."))] = False,
     checkpoint: Checkpoint = None,
     image_encoder: ImageModel = DEFAULT_IMAGE_ENCODER,
@@ -126,7 +137,8 @@ def train(
     from gnn.attributes.predictor import AttributeConfig
 
     config = AttributeConfig(epochs=epochs, seed=seed, hidden=hidden, pixel_colour=pixel_colour,
-                             calibrate=calibrate, per_kind_stopping=per_kind_stopping)
+                             calibrate=calibrate, per_kind_stopping=per_kind_stopping, refit=refit,
+                             ensemble=ensemble)
 
     def log(e) -> None:
         if e.epoch == 1 or e.epoch % 10 == 0:
@@ -141,9 +153,12 @@ def train(
         data = read_attribute_data(driver, ws, image_encoder, pixel_colour or compare, console.print, start)
     with engine_errors(), console.status("training the attribute classifier ..."):
         model, runs = train_attributes(data, config, path, compare, on_epoch=log)
-    d = model.meta["data"]
+    d, again = model.meta["data"], model.meta.get("refit")
+    trained = (f"trained on {again['train']:,} train images ({again['val']:,} val chose each kind's epoch and "
+               f"temperature), then again on both" if again else
+               f"trained on {d['train']:,} train images ({d['val']:,} val for early stopping and calibration)")
     console.print(
-        f"trained on {d['train']:,} train images ({d['val']:,} val for early stopping and calibration), "
+        f"{trained}, "
         f"{d['units']} attribute values in {len(model.vocab)} kinds, input {' + '.join(n for n, _ in model.inputs)}; "
         f"best epoch {model.meta['best_epoch']} -> {path}"
     )
@@ -175,6 +190,8 @@ def cv(
     pixel_colour: PixelColour = AttributeDefaults.pixel_colour,
     calibrate: Calibrate = AttributeDefaults.calibrate,
     per_kind_stopping: PerKind = AttributeDefaults.per_kind_stopping,
+    refit: Refit = AttributeDefaults.refit,
+    ensemble: Ensemble = AttributeDefaults.ensemble,
     report: Annotated[Path | None, typer.Option("--report", help=(
         "Folder for cv.json (every out-of-fold prediction), cv.md and colour_mistakes.png."))] = None,
     image_encoder: ImageModel = DEFAULT_IMAGE_ENCODER,
@@ -191,7 +208,7 @@ def cv(
     from gnn.attributes.predictor import AttributeConfig
 
     config = AttributeConfig(seed=seed, hidden=hidden, pixel_colour=pixel_colour, calibrate=calibrate,
-                             per_kind_stopping=per_kind_stopping)
+                             per_kind_stopping=per_kind_stopping, refit=refit, ensemble=ensemble)
     ws = Workspace.default()
     with connect(uri, user, data_dir) as driver, engine_errors(), phases() as start:
         data = read_attribute_data(driver, ws, image_encoder, pixel_colour, console.print, start)
@@ -214,6 +231,58 @@ def cv(
                     title="the most confident colour mistakes out of fold: catalog colour -> predicted")
         console.print(f"wrote {report / 'cv.json'}, cv.md, colour_mistakes.png")
         console.print(cv_markdown(result, data.labels))
+
+
+@app.command("colour-check")
+def colour_check(
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Folds of the two cross-validations.")] = 5,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help=(
+        "Training seeds the test split is scored with (the --seed given, then the next ones)."))] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the folds and the first training seed.")] = 0,
+    refit: Refit = AttributeDefaults.refit,
+    ensemble: Ensemble = AttributeDefaults.ensemble,
+    report: Annotated[Path | None, typer.Option("--report", help=(
+        "Folder for colour_check.json and colour_check.md."))] = None,
+    image_encoder: ImageModel = DEFAULT_IMAGE_ENCODER,
+    uri: Uri = None,
+    user: User = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Colour of this predictor against the plain check (foreground HSV histograms and RGB statistics with a
+    logistic regression, DESIGN.md) on the same images: the test split, group cross-validation inside train
+    and val, and cross-validation that holds out every product, ungrouped ones too (the plain check's own
+    protocol); and this predictor's test colour over several training seeds."""
+    from rich.progress import Progress
+
+    from experiments.attributes import colour_check as check
+    from experiments.attributes import colour_check_markdown, write_colour_check
+    from gnn.attributes.predictor import AttributeConfig
+
+    config = AttributeConfig(seed=seed, refit=refit, ensemble=ensemble)
+    ws = Workspace.default()
+    with connect(uri, user, data_dir) as driver, engine_errors(), phases() as start:
+        data = read_attribute_data(driver, ws, image_encoder, True, console.print, start)
+        plain = read_plain_colour(data, ws, console.print, start)
+    features, inputs = input_features(data, True)
+    with engine_errors(), Progress(console=console) as progress:
+        task = progress.add_task("training and scoring", total=seeds + 2)
+
+        def step(message: str) -> None:
+            progress.console.print(message)
+            progress.advance(task)
+
+        try:
+            result = check(features, inputs, plain, data.splits, data.groups, data.ids, data.labels, config,
+                           folds=folds, seeds=seeds, on_step=step)
+        except ValueError as exc:
+            from engine.errors import DataError
+
+            raise DataError(str(exc)) from exc
+    console.print(colour_check_markdown(result))
+    console.print(f"({result.seconds:.0f} s)")
+    if report is not None:
+        write_colour_check(result, report)
+        console.print(f"wrote {report / 'colour_check.json'}, colour_check.md")
 
 
 @app.command()

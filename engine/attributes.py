@@ -86,6 +86,18 @@ def read_attribute_data(driver: Driver, ws: Workspace, image_model: str, pixel_c
                          [r.group for r in export.images], [r.image_path for r in export.images])
 
 
+def read_plain_colour(data: AttributeData, ws: Workspace, log: Log = _quiet,
+                      start_phase: StartPhase | None = None) -> np.ndarray:
+    """The plain check's colour features of every image (:func:`gnn.attributes.colour.plain_colour_features`),
+    through the feature cache; zero rows for photos that cannot be read."""
+    from gnn.attributes.colour import PlainColourEncoder, featurize_colour
+
+    plain = featurize_colour(list(zip(data.ids, data.paths, strict=True)), ws.features, start_phase=start_phase,
+                             encoder=PlainColourEncoder())
+    log(plain.summary)
+    return plain.features
+
+
 def input_features(data: AttributeData, pixel_colour: bool) -> tuple[np.ndarray, list[tuple[str, int]]]:
     """The classifier's input: the CNN features, then the pixel colour features when asked for."""
     if pixel_colour:
@@ -111,7 +123,8 @@ def train_attributes(data: AttributeData, config: Any, checkpoint: Path, compare
     model.save(checkpoint)
     runs = [("this predictor", model, features)]
     if compare:
-        old = dataclasses.replace(config, pixel_colour=False, calibrate=False, per_kind_stopping=False)
+        old = dataclasses.replace(config, pixel_colour=False, calibrate=False, per_kind_stopping=False,
+                                  refit=False, ensemble=1)
         old_features, old_inputs = input_features(data, False)
         runs.insert(0, ("CNN only, uncalibrated",
                         fit_attributes(old_features, data.splits, data.labels, old, inputs=old_inputs), old_features))

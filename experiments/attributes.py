@@ -9,7 +9,7 @@ predictor trains on.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from gnn.attributes.predictor import (
     threshold_table,
 )
 from gnn.attributes.validation import CrossValidation, OutOfFold
+from gnn.config import AttributeConfig
 from readers.files import atomic_write, atomic_write_json
 
 FAMILIES = {"colour": colour_family}
@@ -216,3 +217,146 @@ def write_cv_report(cv: CrossValidation, labels: Sequence[Labels], ids: Sequence
                          "confidence": list(p.confidence), "fold": p.fold} for p in cv.predictions],
     })
     atomic_write(out / "cv.md", cv_markdown(cv, labels))
+
+
+# --- the colour check: this predictor against the plain check, on more than one held-out protocol ----
+
+# Protocols a colour accuracy is measured on. The test split and tailor's cross-validation hold out whole
+# product groups and score grouped products only (a group's variants differ in colour, so they are the
+# hard case); the plain check of DESIGN.md (64.5% top-1) held out every product, ungrouped ones included.
+TEST_SPLIT = "test split (grouped products; trained on train)"
+CV_GROUPED = "cross-validation, grouped products held out (train and val only)"
+CV_EVERY = "cross-validation, every product held out, ungrouped ones too (train and val only)"
+PLAIN = "plain check: HSV 12x4x4 + RGB statistics, logistic regression"
+PREDICTOR = "this predictor"
+# the plain check's inverse regularisation: of 0.05, 0.3, 1 and 3 the best for it on these protocols, so
+# the comparison leans its way
+PLAIN_C = 0.05
+
+
+@dataclass
+class ColourCheckRow:
+    protocol: str
+    model: str
+    images: int
+    top1: float
+    top3: float
+
+
+@dataclass
+class ColourCheck:
+    rows: list[ColourCheckRow]
+    seed_top1: list[float]  # this predictor on the test split, by training seed (the config's, then on)
+    seed_top3: list[float]
+    config: dict
+    seconds: float
+
+    def row(self, protocol: str, model: str) -> ColourCheckRow:
+        return next(r for r in self.rows if r.protocol == protocol and r.model == model)
+
+
+def _colours(labels: Sequence[Labels]) -> list[str | None]:
+    """Each image's catalog colour (None without one; the rare image with two counts its first)."""
+    return [min(lab.get("colour") or [None], key=lambda c: c or "") for lab in labels]
+
+
+def plain_check_hits(plain: np.ndarray, colours: Sequence[str | None], train: Sequence[int],
+                     scored: Sequence[int]) -> tuple[int, int, int]:
+    """(top-1 hits, top-3 hits, images) of the plain check trained on ``train`` rows and scored on
+    ``scored`` rows (rows without a colour or without features left out of both)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    usable = np.abs(plain).sum(axis=1) > 0
+    train = [i for i in train if colours[i] and usable[i]]
+    scored = [i for i in scored if colours[i] and usable[i]]
+    if not train or not scored:
+        return 0, 0, 0
+    scale = StandardScaler().fit(plain[train])
+    model = LogisticRegression(C=PLAIN_C, max_iter=2000).fit(scale.transform(plain[train]),
+                                                              [colours[i] for i in train])
+    order = np.argsort(-model.predict_proba(scale.transform(plain[scored])), axis=1, kind="stable")[:, :3]
+    best = model.classes_[order]
+    truth = np.asarray([colours[i] for i in scored])
+    return int((best[:, 0] == truth).sum()), int((best == truth[:, None]).any(axis=1).sum()), len(scored)
+
+
+def colour_check(
+    features: np.ndarray,
+    inputs: Sequence[tuple[str, int]],
+    plain: np.ndarray,
+    splits: Sequence[str],
+    groups: Sequence[str],
+    ids: Sequence[str],
+    labels: Sequence[Labels],
+    config: AttributeConfig | None = None,
+    *,
+    folds: int = 5,
+    seeds: int = 5,
+    on_step: Callable[[str], None] | None = None,
+) -> ColourCheck:
+    """This predictor's colour against the plain check on the three protocols, and this predictor's test
+    colour over ``seeds`` training seeds (a single run's test figure moves with the seed). Cross-validation
+    reads train and val images only; the test split is scored by predictors trained on train, as always."""
+    import dataclasses
+    import time
+
+    from gnn.attributes.predictor import fit_attributes
+    from gnn.attributes.validation import HELD_OUT, cross_validate_attributes, fold_splits
+
+    clock = time.perf_counter()
+    base = config or AttributeConfig()
+    colours = _colours(labels)
+    step = on_step or (lambda _: None)
+    rows: list[ColourCheckRow] = []
+    seed_top1, seed_top3 = [], []
+    for k in range(max(1, seeds)):  # the configured seed first: its figure is the table's
+        model = fit_attributes(features, splits, labels, dataclasses.replace(base, seed=base.seed + k), inputs=inputs)
+        colour = next(a for a in evaluate_attributes(model, features, splits, labels) if a.kind == "colour")
+        seed_top1.append(colour.accuracy)
+        seed_top3.append(colour.top3_accuracy)
+        if k == 0:
+            rows.append(ColourCheckRow(TEST_SPLIT, PREDICTOR, colour.images, colour.accuracy, colour.top3_accuracy))
+        step(f"test split, seed {base.seed + k}: colour top-1 {100 * colour.accuracy:.1f}")
+    train = [i for i, s in enumerate(splits) if s == "train"]
+    test = [i for i, s in enumerate(splits) if s == "test"]
+    one, three, n = plain_check_hits(plain, colours, train, test)
+    rows.append(ColourCheckRow(TEST_SPLIT, PLAIN, n, one / max(1, n), three / max(1, n)))
+    every = [g or f"product:{i}" for g, i in zip(groups, ids, strict=True)]  # an ungrouped product: its own group
+    for protocol, keys in ((CV_GROUPED, list(groups)), (CV_EVERY, every)):
+        cv = cross_validate_attributes(features, splits, keys, labels, base, folds, inputs=inputs)
+        colour = next(a for a in cv.pooled() if a.kind == "colour")
+        rows.append(ColourCheckRow(protocol, PREDICTOR, colour.images, colour.accuracy, colour.top3_accuracy))
+        hits1 = hits3 = total = 0
+        for fold in range(folds):
+            split = fold_splits(splits, keys, folds, fold, base.seed)
+            one, three, n = plain_check_hits(plain, colours, [i for i, s in enumerate(split) if s == "train"],
+                                             [i for i, s in enumerate(split) if s == HELD_OUT])
+            hits1, hits3, total = hits1 + one, hits3 + three, total + n
+        rows.append(ColourCheckRow(protocol, PLAIN, total, hits1 / max(1, total), hits3 / max(1, total)))
+        step(f"{protocol}: colour top-1 {100 * colour.accuracy:.1f}, plain check {100 * hits1 / max(1, total):.1f}")
+    return ColourCheck(rows, seed_top1, seed_top3, {**asdict(base), "folds": folds, "seeds": seeds,
+                                                    "plain_c": PLAIN_C}, time.perf_counter() - clock)
+
+
+def colour_check_markdown(check: ColourCheck) -> str:
+    lines = ["Colour top-1 / top-3 of this predictor and of the plain check, on the same images per protocol:",
+             "", "| protocol | images | this predictor | plain check | difference (top-1) |", "|---|---:|---:|---:|---:|"]
+    for protocol in dict.fromkeys(r.protocol for r in check.rows):
+        ours, plain = check.row(protocol, PREDICTOR), check.row(protocol, PLAIN)
+        lines.append(f"| {protocol} | {ours.images:,} | {100 * ours.top1:.1f} / {100 * ours.top3:.1f} | "
+                     f"{100 * plain.top1:.1f} / {100 * plain.top3:.1f} | {100 * (ours.top1 - plain.top1):+.1f} |")
+    if check.seed_top1:
+        top1 = 100 * np.asarray(check.seed_top1)
+        lines += ["", f"This predictor on the test split over {len(top1)} training seeds: top-1 median "
+                  f"{np.median(top1):.1f}, mean {top1.mean():.1f}, range {top1.min():.1f}-{top1.max():.1f} "
+                  f"({', '.join(f'{x:.1f}' for x in top1)}); top-3 median {100 * np.median(check.seed_top3):.1f}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_colour_check(check: ColourCheck, out: Path) -> None:
+    """``colour_check.json`` and ``colour_check.md``."""
+    atomic_write_json(out / "colour_check.json", {"rows": [asdict(r) for r in check.rows],
+                                                  "seed_top1": check.seed_top1, "seed_top3": check.seed_top3,
+                                                  "config": check.config, "seconds": check.seconds})
+    atomic_write(out / "colour_check.md", colour_check_markdown(check))

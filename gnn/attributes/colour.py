@@ -54,11 +54,14 @@ from readers.progress import StartPhase
 __all__ = [
     "COLOUR_FAMILIES",
     "FEATURE_DIM",
+    "PLAIN_DIM",
     "PixelColourEncoder",
+    "PlainColourEncoder",
     "colour_family",
     "colour_features",
     "featurize_colour",
     "foreground_mask",
+    "plain_colour_features",
     "rgb_to_hsv",
     "rgb_to_lab",
     "skin_mask",
@@ -258,6 +261,27 @@ def colour_features(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+# The plain check: what anyone would try first, and what the predictor's colour is measured against.
+PLAIN_WHITE = 235  # a pixel whose three channels all exceed this is background
+PLAIN_DIM = int(np.prod(HSV_BINS)) + 9
+
+
+def plain_colour_features(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``[h, w, 3]`` -> float32 ``[PLAIN_DIM]``: the share of each cell of a joint HSV histogram
+    (12 x 4 x 4) over the pixels that are not near-white, then the mean, median and standard deviation of
+    their RGB (0..1). No mask morphology, no skin, no Lab, no regions: the plain check of DESIGN.md."""
+    if rgb.shape[:2] != (SIZE, SIZE):
+        rgb = np.asarray(Image.fromarray(rgb).resize((SIZE, SIZE), Image.Resampling.BOX))
+    flat = rgb.reshape(-1, 3)
+    keep = flat.min(axis=1) <= PLAIN_WHITE
+    if keep.mean() < MIN_FOREGROUND:  # a white object on white: the whole image
+        keep[:] = True
+    hsv = rgb_to_hsv(rgb).reshape(-1, 3)[keep]
+    pixels = flat[keep].astype(np.float32) / 255.0
+    hist = _histogram(hsv, HSV_BINS, _UNIT_LO, _UNIT_HI) / len(hsv)
+    return np.concatenate([hist, pixels.mean(0), np.median(pixels, 0), pixels.std(0)]).astype(np.float32)
+
+
 def _prepare(source: ImageSource) -> np.ndarray | ImageLoadError:
     try:
         img = to_rgb(open_image(source, SIZE))
@@ -277,6 +301,8 @@ class PixelColourEncoder:
     cached by file content like CNN features). Work runs on ``workers`` threads: decoding and the scipy
     morphology release the GIL."""
 
+    features = staticmethod(colour_features)  # one photo's uint8 RGB [SIZE, SIZE, 3] -> its features
+
     def __init__(self, workers: int | None = None, batch_size: int = 32) -> None:
         self.name = f"pixel-colour-v{VERSION}"
         self.dim = FEATURE_DIM
@@ -289,7 +315,7 @@ class PixelColourEncoder:
         return f"PixelColourEncoder(name={self.name!r}, dim={self.dim}, workers={self.workers})"
 
     def encode_pixels(self, pixels: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        return np.stack([colour_features(p) for p in pixels]) if len(pixels) else np.zeros((0, self.dim), np.float32)
+        return np.stack([self.features(p) for p in pixels]) if len(pixels) else np.zeros((0, self.dim), np.float32)
 
     def _batch(self, batch: Sequence[ImageSource]) -> tuple[list[np.ndarray], list[int], list[tuple[int, ImageLoadError]]]:
         feats, ok, errors = [], [], []
@@ -298,7 +324,7 @@ class PixelColourEncoder:
             if isinstance(prepared, ImageLoadError):
                 errors.append((j, prepared))
                 continue
-            feats.append(colour_features(prepared))
+            feats.append(self.features(prepared))
             ok.append(j)
         return feats, ok, errors
 
@@ -328,6 +354,16 @@ class PixelColourEncoder:
         if res.errors:
             raise res.errors[0][1]
         return res.features
+
+
+class PlainColourEncoder(PixelColourEncoder):
+    """:func:`plain_colour_features` with the same interface and cache (under its own name)."""
+
+    features = staticmethod(plain_colour_features)
+
+    def __init__(self, workers: int | None = None, batch_size: int = 32) -> None:
+        super().__init__(workers, batch_size)
+        self.name, self.dim = "plain-colour-v1", PLAIN_DIM
 
 
 @dataclass

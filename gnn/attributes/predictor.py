@@ -37,6 +37,9 @@ Choices, and why:
   new images. One temperature per kind divides its logits, fitted on the val images (never trained on) by
   their log-loss (Guo et al. 2017, temperature scaling); the top-1 prediction does not change, its
   confidence becomes a probability one can weigh an edge by (:func:`reliability` measures it).
+- **Optional, off by default** (measured in :mod:`gnn.config`): ``refit`` trains again on train and val
+  for the epochs val chose, keeping val's temperatures; ``ensemble`` averages several networks for the
+  kinds pixel colour feeds, each trained on its own loss on the same batches.
 - **Several predictions per kind** (``predict(top_k=...)``): the graph gets each kind's ``top_k`` values
   with their confidence as edge weights, so a colour the network is unsure between two values of is linked
   to both, each by its probability, instead of one thresholded guess.
@@ -257,32 +260,85 @@ def _targets(labels: Sequence[Labels], vocab: list[KindVocab]) -> tuple[torch.Te
 # --- the model -------------------------------------------------------------------------------------
 
 
-class _InputGroup(nn.Module):
-    """Some kinds' outputs from some columns of the features: standardise, (hidden layer), logits."""
+class _Members(nn.Module):
+    """``members`` networks of one shape, evaluated together by batched matrix products:
+    [n, width] -> [members, n, out]. Each member has its own initialisation and its own dropout masks."""
 
-    def __init__(self, columns: tuple[int, int], units: Sequence[int], hidden: int, dropout: float) -> None:
+    def __init__(self, members: int, width: int, hidden: int, out: int, dropout: float) -> None:
         super().__init__()
+        dims = [width, hidden, out] if hidden > 0 else [width, out]
+        self.dropout = float(dropout)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:], strict=False):
+            bound = 1.0 / float(np.sqrt(fan_in))  # nn.Linear's default initialisation, per member
+            self.weights.append(nn.Parameter(torch.empty(members, fan_in, fan_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(members, 1, fan_out).uniform_(-bound, bound)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.expand(len(self.weights[0]), *x.shape)
+        if len(self.weights) == 1:
+            h = F.dropout(h, self.dropout, self.training)
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.baddbmm(b, h, w)
+            if layer < len(self.weights) - 1:
+                h = F.dropout(F.relu(h), self.dropout, self.training)
+        return h
+
+
+class _InputGroup(nn.Module):
+    """Some kinds' outputs from some columns of the features: standardise, (hidden layer), logits; with
+    ``members`` > 1 the logits are the mean of that many networks' (an ensemble)."""
+
+    def __init__(self, columns: tuple[int, int], units: Sequence[int], hidden: int, dropout: float,
+                 members: int = 1) -> None:
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"an input group needs at least one member network, not {members}")
         self.columns = (int(columns[0]), int(columns[1]))
+        self.members = int(members)
         width = self.columns[1] - self.columns[0]
         # Standardisation from the training images: L2-normalised 1280-d features have entries around
         # 0.03, too small a scale for Adam's default step to move the first layer at a useful speed.
         self.register_buffer("mean", torch.zeros(width))
         self.register_buffer("std", torch.ones(width))
         self.register_buffer("units", torch.as_tensor(list(units), dtype=torch.long))
-        if hidden > 0:
-            self.body: nn.Module = nn.Sequential(
+        if members > 1:
+            self.body: nn.Module = _Members(members, width, hidden, len(units), dropout)
+        elif hidden > 0:
+            self.body = nn.Sequential(
                 nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, len(units))
             )
         else:
             self.body = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, len(units)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """[members, n, units of the group]: each member network's logits."""
         lo, hi = self.columns
-        return self.body((x[:, lo:hi] - self.mean) / self.std)
+        z = self.body((x[:, lo:hi] - self.mean) / self.std)
+        return z if self.members > 1 else z[None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.member_logits(x).mean(dim=0)
 
 
-# An input group: the feature columns [lo, hi) it reads and the output units it gives.
-InputGroup = tuple[tuple[int, int], list[int]]
+@dataclass(frozen=True)
+class InputGroup:
+    """What one group of :class:`AttributeNet` is: the feature columns ``[lo, hi)`` it reads, the output
+    units it gives and how many member networks it averages."""
+
+    columns: tuple[int, int]
+    units: tuple[int, ...]
+    members: int = 1
+
+    @classmethod
+    def from_saved(cls, saved: Sequence[Any] | Mapping[str, Any]) -> InputGroup:
+        """From a classifier file: a dict of these fields, or the [columns, units] pair of a file written
+        before groups had members."""
+        if isinstance(saved, Mapping):
+            return cls((int(saved["columns"][0]), int(saved["columns"][1])),
+                       tuple(int(u) for u in saved["units"]), int(saved.get("members", 1)))
+        return cls((int(saved[0][0]), int(saved[0][1])), tuple(int(u) for u in saved[1]))
 
 
 class AttributeNet(nn.Module):
@@ -297,16 +353,22 @@ class AttributeNet(nn.Module):
                  groups: Sequence[InputGroup] | None = None) -> None:
         super().__init__()
         self.in_dim, self.units = int(in_dim), int(units)
-        groups = list(groups) if groups else [((0, in_dim), list(range(units)))]
-        covered = sorted(u for _, us in groups for u in us)
-        if covered != list(range(units)) or any(lo < 0 or hi > in_dim or lo >= hi for (lo, hi), _ in groups):
+        groups = list(groups) if groups else [InputGroup((0, in_dim), tuple(range(units)))]
+        covered = sorted(u for g in groups for u in g.units)
+        if covered != list(range(units)) or any(not 0 <= g.columns[0] < g.columns[1] <= in_dim for g in groups):
             raise ValueError(f"input groups must give every one of {units} units once, from columns within "
-                             f"0..{in_dim}: {[(c, len(u)) for c, u in groups]}")
-        self.groups = nn.ModuleList(_InputGroup(c, us, hidden, dropout) for c, us in groups)
-        self._whole = len(groups) == 1 and groups[0][1] == list(range(units))
+                             f"0..{in_dim}: {[(g.columns, len(g.units)) for g in groups]}")
+        members = [g.members for g in groups]
+        if len({m for m in members if m > 1}) > 1:
+            raise ValueError(f"the groups' ensembles must have one size (or a single network): {members}")
+        self.groups = nn.ModuleList(
+            _InputGroup(g.columns, g.units, hidden, dropout, g.members) for g in groups)
+        self.specs = groups
+        self.members = max(members)
+        self._whole = len(groups) == 1 and list(groups[0].units) == list(range(units))
 
     def layout(self) -> list[InputGroup]:
-        return [(g.columns, g.units.tolist()) for g in self.groups]
+        return list(self.specs)
 
     def forward(self, x: torch.Tensor, active: Collection[int] | None = None) -> torch.Tensor:
         """Logits; with ``active`` only those groups' (by index) are computed, the others' units are 0."""
@@ -316,6 +378,18 @@ class AttributeNet(nn.Module):
         for i, g in enumerate(self.groups):
             if active is None or i in active:
                 out = out.index_copy(1, g.units, g(x))
+        return out
+
+    def member_logits(self, x: torch.Tensor, active: Collection[int] | None = None) -> torch.Tensor:
+        """[members, n, units]: per member network its logits (a group of one network repeats its own), so
+        that each member is trained on its own loss rather than the ensemble's mean."""
+        if self.members == 1:
+            return self.forward(x, active)[None]
+        out = x.new_zeros(self.members, len(x), self.units)
+        for i, g in enumerate(self.groups):
+            if active is None or i in active:
+                z = g.member_logits(x)
+                out = out.index_copy(2, g.units, z.expand(self.members, *z.shape[1:]))
         return out
 
 
@@ -498,7 +572,7 @@ class AttributePredictor:
                 "config": asdict(self.config),
                 "vocab": [asdict(kv) for kv in self.vocab],
                 "in_dim": self.net.in_dim,
-                "groups": [[list(c), u] for c, u in self.net.layout()],
+                "groups": [asdict(g) for g in self.net.layout()],
                 "state_dict": _state(self.net),
                 # one state per epoch, however many kinds stopped at it
                 "epoch_state_dicts": {
@@ -522,7 +596,7 @@ class AttributePredictor:
         config = AttributeConfig(**{"pixel_colour": False, "calibrate": False, "per_kind_stopping": False, **saved})
         vocab = [KindVocab(**kv) for kv in blob["vocab"]]
         units = vocab[-1].stop if vocab else 0
-        groups = [((int(c[0]), int(c[1])), [int(x) for x in u]) for c, u in blob.get("groups") or []] or None
+        groups = [InputGroup.from_saved(g) for g in blob.get("groups") or []] or None
 
         def build(state: dict[str, torch.Tensor]) -> AttributeNet:
             net = AttributeNet(blob["in_dim"], units, config.hidden, config.dropout, groups)
@@ -585,23 +659,49 @@ def fit_attributes(
     narrow = (0, parts[0][1]) if config.pixel_colour and len(parts) > 1 else None
     try:
         model = _fit(features, splits, labels, config, on_epoch, schedule, narrow)
+        if config.refit and schedule is None and model.meta["data"]["val"]:
+            model = _refit(model, features, splits, labels, narrow)
     finally:
         torch.set_num_threads(before)
     model.meta["inputs"] = [list(p) for p in parts]
     return model
 
 
+def _refit(first: AttributePredictor, features: np.ndarray, splits: Sequence[str], labels: Sequence[Labels],
+           narrow: tuple[int, int] | None) -> AttributePredictor:
+    """The predictor trained again on the train and val images for the epochs val chose (each kind its own),
+    with the temperatures val fitted to ``first``: val has done its two jobs, and its images are worth
+    more as training data than as a second look at them."""
+    merged = ["train" if s == "val" else s for s in splits]
+    model = _fit(features, merged, labels, first.config, None, (int(first.meta["best_epoch"]), first.kind_epochs),
+                 narrow)
+    model.meta.update({
+        "temperatures": {kind: first.temperatures.get(kind, 1.0) for kind in model.kinds},
+        # the epochs val chose from stay the history; the refit's own epochs (no val loss) are kept apart
+        "history": first.meta["history"],
+        "refit": {"train": first.meta["data"]["train"], "val": first.meta["data"]["val"],
+                  "history": [{k: v for k, v in h.items() if not k.startswith("val")} for h in model.meta["history"]]},
+        "best_val_loss": first.meta["best_val_loss"],
+    })
+    model.meta["version"] = fingerprint(model.meta["version"], "refit", model.meta["temperatures"])
+    return model
+
+
 def _input_groups(
-    vocab: list[KindVocab], in_dim: int, narrow: tuple[int, int] | None, wide_kinds: Collection[str]
+    vocab: list[KindVocab], in_dim: int, narrow: tuple[int, int] | None, config: AttributeConfig
 ) -> list[InputGroup] | None:
-    """With ``narrow`` (the CNN's columns), kinds outside ``wide_kinds`` read only those; the others read
-    every column. None: one group for all."""
+    """With ``narrow`` (the CNN's columns), kinds outside ``config.pixel_colour_kinds`` read only those; the
+    others read every column, as ``config.ensemble`` networks averaged. Without it, one group for all (None
+    when that is a single network)."""
+    units = vocab[-1].stop if vocab else 0
     if narrow is None:
-        return None
-    wide = [u for kv in vocab if kv.kind in wide_kinds for u in range(kv.offset, kv.stop)]
-    rest = [u for kv in vocab if kv.kind not in wide_kinds for u in range(kv.offset, kv.stop)]
-    groups = [g for g in (((0, in_dim), wide), (tuple(narrow), rest)) if g[1]]
-    return groups  # type: ignore[return-value]
+        return None if config.ensemble == 1 else [InputGroup((0, in_dim), tuple(range(units)), config.ensemble)]
+    wide_kinds = set(config.pixel_colour_kinds)
+    wide = tuple(u for kv in vocab if kv.kind in wide_kinds for u in range(kv.offset, kv.stop))
+    rest = tuple(u for kv in vocab if kv.kind not in wide_kinds for u in range(kv.offset, kv.stop))
+    groups = [InputGroup((0, in_dim), wide, config.ensemble),
+              InputGroup((int(narrow[0]), int(narrow[1])), rest)]
+    return [g for g in groups if g.units]
 
 
 def _fit(
@@ -633,7 +733,7 @@ def _fit(
     x_val = torch.from_numpy(features[val_rows])
     t_val, h_val = _targets([labels[i] for i in val_rows], vocab)
 
-    groups = _input_groups(vocab, features.shape[1], narrow, config.pixel_colour_kinds)
+    groups = _input_groups(vocab, features.shape[1], narrow, config)
     net = AttributeNet(features.shape[1], vocab[-1].stop, config.hidden, config.dropout, groups)
     for g in net.groups:
         lo, hi = g.columns
@@ -651,7 +751,7 @@ def _fit(
     # Fixed epochs (cross-fitting): a group trains only up to the last epoch one of its kinds is read at.
     # The pixel-colour group is the widest (2,504 inputs) and colour stops within a few epochs, while
     # article type runs on to ~20: training it on for nothing was half of `tailor attributes predict`.
-    kind_group = [next(i for i, g in enumerate(net.groups) if kv.offset in set(g.units.tolist())) for kv in vocab]
+    kind_group = [next(i for i, g in enumerate(net.specs) if kv.offset in g.units) for kv in vocab]
     group_until = [epochs] * len(net.groups)
     if schedule is not None:
         epoch_of = {kv.kind: int(schedule[1].get(kv.kind, schedule[0]) if per_kind else schedule[0]) for kv in vocab}
@@ -668,7 +768,10 @@ def _fit(
         total, steps = 0.0, 0
         for b in range(0, len(order), config.batch_size):
             rows = order[b : b + config.batch_size]
-            loss = _loss(net(x_train[rows], active), t_train[rows], h_train[rows] & kind_on, vocab)
+            z = net.member_logits(x_train[rows], active)  # each member its own loss, on the same batch
+            m = len(z)
+            loss = _loss(z.reshape(m * len(rows), -1), t_train[rows].repeat(m, 1),
+                         (h_train[rows] & kind_on).repeat(m, 1), vocab)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -773,7 +876,8 @@ def cross_fitted_predictions(
     edges learns to trust them, and then meets edges that are wrong half the time (colour) at test.
     Here each training image is predicted by a classifier trained on the other ``folds - 1`` folds of
     the training images (same config, trained for as many epochs as ``full`` was, then calibrated on the
-    val images); every other image by ``full``. Fixing the epochs instead of stopping each fold early on
+    val images); every other image by ``full``, except that val images are predicted by the fold models
+    when ``full`` was refit on them (``config.refit``). Fixing the epochs instead of stopping each fold early on
     val makes the folds comparable and skips the epochs that only wait out the patience; and each input
     group trains only up to the last epoch its kinds are read at (the pixel-colour group stops at
     colour's few epochs while article type runs on).
@@ -786,13 +890,19 @@ def cross_fitted_predictions(
         raise ValueError(f"cross-fitting needs at least 2 folds and as many training images ({folds} folds, "
                          f"{len(train_rows)} training images)")
     fold_of = np.random.default_rng(config.seed).permutation(len(train_rows)) % folds
+    # A refit predictor trained on the val images too; the fold models never do (val calibrates them), so
+    # they predict val, each its share.
+    val_rows = np.asarray([i for i, s in enumerate(splits) if s == "val"] if full.meta.get("refit") else [],
+                          dtype=np.int64)
+    val_fold = np.arange(len(val_rows)) % folds
     for k in range(folds):
         held = train_rows[fold_of == k]
         fold_splits = list(splits)
         for i in held:
             fold_splits[i] = "held-out"  # never read by _fit
         model = fit_attributes(features, fold_splits, labels, config, schedule=schedule, inputs=full.inputs or None)
-        for i, preds in zip(held, model.predict(features[held], min_confidence, top_k), strict=True):
+        rows = np.concatenate([held, val_rows[val_fold == k]])
+        for i, preds in zip(rows, model.predict(features[rows], min_confidence, top_k), strict=True):
             out[i] = preds
         if on_fold:
             on_fold(k + 1, folds)

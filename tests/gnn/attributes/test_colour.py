@@ -14,11 +14,14 @@ from PIL import Image, ImageDraw
 from gnn.attributes.colour import (
     COLOUR_FAMILIES,
     FEATURE_DIM,
+    PLAIN_DIM,
     PixelColourEncoder,
+    PlainColourEncoder,
     colour_family,
     colour_features,
     featurize_colour,
     foreground_mask,
+    plain_colour_features,
     rgb_to_hsv,
     rgb_to_lab,
     skin_mask,
@@ -123,6 +126,27 @@ def test_the_encoder_caches_by_content_and_reports_bad_files(tmp_path: Path) -> 
     second = featurize_colour(items, tmp_path / "cache", encoder=encoder)
     assert "0 computed" in second.summary
     np.testing.assert_array_equal(second.features, first.features)
+
+
+def test_the_plain_check_histograms_the_non_white_pixels(tmp_path: Path) -> None:
+    """The plain check's features: shares of an HSV histogram over the pixels that are not near-white
+    (they sum to one; a red and a blue garment fill different hue cells) and their RGB statistics; cached
+    under their own name, apart from the pixel colour features."""
+    red, blue = plain_colour_features(garment((200, 30, 40))), plain_colour_features(garment((40, 80, 220)))
+    assert red.shape == blue.shape == (PLAIN_DIM,) and red.dtype == np.float32
+    hist = red[:PLAIN_DIM - 9]
+    assert abs(hist.sum() - 1.0) < 1e-5 and (hist >= 0).all()
+    assert np.argmax(red[:PLAIN_DIM - 9]) != np.argmax(blue[:PLAIN_DIM - 9])
+    mean_rgb = red[PLAIN_DIM - 9:PLAIN_DIM - 6]
+    np.testing.assert_allclose(mean_rgb, np.array([200, 30, 40]) / 255, atol=0.03)  # background left out
+    blank = plain_colour_features(np.full((224, 224, 3), 250, np.uint8))
+    assert abs(blank[:PLAIN_DIM - 9].sum() - 1.0) < 1e-5  # all white: the whole image counts
+    path = tmp_path / "red.jpg"
+    Image.fromarray(garment((200, 30, 40))).save(path, quality=95)
+    plain = featurize_colour([("r", str(path))], tmp_path / "cache", encoder=PlainColourEncoder(workers=1))
+    rich = featurize_colour([("r", str(path))], tmp_path / "cache", encoder=PixelColourEncoder(workers=1))
+    assert plain.name != rich.name and plain.features.shape == (1, PLAIN_DIM)
+    assert rich.features.shape == (1, FEATURE_DIM) and "0 cached" in rich.summary
 
 
 def test_colour_families() -> None:

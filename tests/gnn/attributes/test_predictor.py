@@ -118,11 +118,40 @@ def test_val_labels_only_choose_the_stopping_epoch(data) -> None:
         lab if s != "val" else {"colour": {"white"}, "article_type": {"top"}, "gender": {"women"}}
         for lab, s in zip(labels, splits, strict=True)
     ]
-    fixed = AttributeConfig(**{**FAST, "patience": None, "epochs": 8})  # no early stopping
+    fixed = AttributeConfig(**{**FAST, "patience": None, "epochs": 8, "refit": False})  # no early stopping
     a = fit_attributes(feats, splits, labels, fixed)
     b = fit_attributes(feats, splits, shuffled, fixed)
     assert same_weights(a, b)  # no gradient ever saw a val label
     assert a.meta["best_epoch"] == b.meta["best_epoch"] == 8
+
+
+def test_refit_trains_on_val_for_the_epochs_and_with_the_temperatures_val_chose(data) -> None:
+    """``refit``: val chooses each kind's epoch and temperature, then the predictor trains again on train
+    and val for those epochs; a value only val images have gets an output unit, test labels still never
+    count, and cross-fitting predicts the val images with fold models that never trained on them."""
+    from gnn.attributes.predictor import cross_fitted_predictions
+
+    feats, splits, labels = data
+    labels = [dict(lab) for lab in labels]
+    first_val = splits.index("val")
+    labels[first_val] = {**labels[first_val], "colour": {"mauve"}}
+    once = fit_attributes(feats, splits, labels, AttributeConfig(**{**FAST, "refit": False}))
+    refit = fit_attributes(feats, splits, labels, AttributeConfig(**{**FAST, "refit": True}))
+    assert refit.meta["refit"]["val"] == splits.count("val") and refit.meta["data"]["train"] == splits.count(
+        "train") + splits.count("val")
+    assert refit.kind_epochs == once.kind_epochs and refit.meta["best_epoch"] == once.meta["best_epoch"]
+    assert refit.temperatures == once.temperatures and set(refit.temperatures) == set(KINDS)
+    assert untimed(refit.meta["history"]) == untimed(once.meta["history"])  # the epochs val chose from
+    assert len(refit.meta["refit"]["history"]) == max(refit.kind_epochs.values())  # fixed epochs, no patience
+    assert "mauve" in {name for _, name in refit.unit_labels()} and refit.version != once.version
+    assert accuracy(refit, feats, splits, labels)["colour"] > 0.8
+    lying = [lab if s != "test" else {"colour": {"green"}} for lab, s in zip(labels, splits, strict=True)]
+    assert same_weights(refit, fit_attributes(feats, splits, lying, AttributeConfig(**{**FAST, "refit": True})))
+    plain = refit.predict(feats, min_confidence=0.0)
+    cross = cross_fitted_predictions(feats, splits, labels, refit, folds=3, min_confidence=0.0)
+    val = [i for i, s in enumerate(splits) if s == "val"]
+    assert all(cross[i] == plain[i] for i, s in enumerate(splits) if s == "test")
+    assert sum(cross[i] != plain[i] for i in val) > len(val) // 2
 
 
 def test_vocabulary_comes_from_train_images_only() -> None:
@@ -130,7 +159,7 @@ def test_vocabulary_comes_from_train_images_only() -> None:
     labels = [dict(lab) for lab in labels]
     first_val = splits.index("val")
     labels[first_val] = {**labels[first_val], "colour": {"mauve"}}
-    m = fit_attributes(feats, splits, labels, AttributeConfig(**{**FAST, "epochs": 2}))
+    m = fit_attributes(feats, splits, labels, AttributeConfig(**{**FAST, "epochs": 2, "refit": False}))
     assert "mauve" not in {name for _, name in m.unit_labels()}
 
 
@@ -318,7 +347,8 @@ def test_cross_fitted_training_predictions_are_as_noisy_as_test_predictions() ->
     from gnn.attributes.predictor import cross_fitted_predictions
 
     feats, splits, labels = synthetic(n=600, noise=1.2)
-    full = fit_attributes(feats, splits, labels, AttributeConfig(hidden=64, epochs=60, patience=None, batch_size=64))
+    full = fit_attributes(feats, splits, labels, AttributeConfig(hidden=64, epochs=60, patience=None, batch_size=64,
+                                                                 refit=False))
     plain = full.predict(feats, min_confidence=0.0)
     cross = cross_fitted_predictions(feats, splits, labels, full, folds=3, min_confidence=0.0)
 
@@ -343,7 +373,7 @@ def test_temperatures_calibrate_an_overconfident_classifier_on_val_images() -> N
     from gnn.attributes.predictor import reliability
 
     feats, splits, labels = synthetic(n=900, noise=1.4, seed=2)
-    config = AttributeConfig(hidden=64, epochs=80, patience=None, batch_size=64, dropout=0.0)
+    config = AttributeConfig(hidden=64, epochs=80, patience=None, batch_size=64, dropout=0.0, refit=False)
     model = fit_attributes(feats, splits, labels, config)
     raw_model = fit_attributes(feats, splits, labels, AttributeConfig(**{**config.__dict__, "calibrate": False}))
     assert same_weights(model, raw_model)  # calibration changes no weight
@@ -423,7 +453,7 @@ def test_each_kind_stops_at_its_own_best_epoch() -> None:
     from gnn.attributes.predictor import cross_fitted_predictions
 
     feats, splits, labels = synthetic(n=600, noise=0.9, seed=5)
-    config = AttributeConfig(hidden=64, epochs=60, patience=8, batch_size=64, dropout=0.0)
+    config = AttributeConfig(hidden=64, epochs=60, patience=8, batch_size=64, dropout=0.0, refit=False)
     model = fit_attributes(feats, splits, labels, config)
     history = model.meta["history"]
     for kind, epoch in model.kind_epochs.items():
@@ -452,9 +482,9 @@ def test_pixel_colour_features_feed_only_the_colour_kind() -> None:
     config = AttributeConfig(**{**FAST, "epochs": 6})
     model = fit_attributes(both, splits, labels, config, inputs=[("cnn", feats.shape[1]), ("pixels", 6)])
     assert model.inputs == [("cnn", feats.shape[1]), ("pixels", 6)]
-    assert [(c, len(u)) for c, u in model.net.layout()] == [
-        ((0, both.shape[1]), len(KINDS["colour"])),
-        ((0, feats.shape[1]), len(KINDS["article_type"]) + len(KINDS["gender"]))]
+    assert [(g.columns, len(g.units), g.members) for g in model.net.layout()] == [
+        ((0, both.shape[1]), len(KINDS["colour"]), 1),
+        ((0, feats.shape[1]), len(KINDS["article_type"]) + len(KINDS["gender"]), 1)]
     moved = both.copy()
     moved[:, -6:] += 5.0
     delta = np.abs(model.probabilities(moved) - model.probabilities(both))
@@ -486,3 +516,30 @@ def test_fixed_epochs_stop_training_a_group_after_its_kinds_last_epoch() -> None
     assert all(torch.equal(last[k], at_colour[k]) for k in last)
     gender_net = model.kind_nets["gender"].groups[1].state_dict()
     assert not all(torch.equal(model.net.groups[1].state_dict()[k], gender_net[k]) for k in gender_net)
+
+
+def test_an_ensemble_averages_its_members_each_trained_on_its_own_loss(tmp_path: Path) -> None:
+    """``ensemble`` = 3: the pixel-colour group holds three networks with their own initialisations, its
+    logits are their mean (not a wider network's), the CNN group stays one network, cross-fitting and
+    saving keep the members, and the ensemble learns as well as one network does."""
+    both, splits, labels, inputs = two_part_inputs()
+    config = AttributeConfig(**{**FAST, "epochs": 8, "ensemble": 3})
+    model = fit_attributes(both, splits, labels, config, inputs=inputs)
+    colour_group, cnn_group = model.net.groups
+    assert (colour_group.members, cnn_group.members) == (3, 1)
+    x = torch.from_numpy(both[:50])
+    with torch.no_grad():
+        members = colour_group.member_logits(x)
+        assert members.shape == (3, 50, len(KINDS["colour"]))
+        assert torch.allclose(colour_group(x), members.mean(dim=0))
+        assert not torch.allclose(members[0], members[1], atol=1e-3)  # different networks, not copies
+    single = fit_attributes(both, splits, labels, AttributeConfig(**{**FAST, "epochs": 8}), inputs=inputs)
+    got, alone = accuracy(model, both, splits, labels), accuracy(single, both, splits, labels)
+    assert got["colour"] >= alone["colour"] - 0.05 and got["colour"] > 0.8
+    path = tmp_path / "ensemble.pt"
+    model.save(path)
+    loaded = AttributePredictor.load(path)
+    assert [g.members for g in loaded.net.groups] == [3, 1]
+    assert np.array_equal(loaded.probabilities(both), model.probabilities(both))
+    with pytest.raises(ValueError, match="at least 1"):
+        AttributeConfig(ensemble=0)
